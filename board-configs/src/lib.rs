@@ -73,6 +73,10 @@ pub const APPLIANCE_MODULES: &[&str] = &[
     "tun",     // guest taps
 ];
 
+/// Modules every image carries for coldplug on any board: they load only where the
+/// hardware matches (the CPU's virtualisation extension picks one of them).
+pub const APPLIANCE_DRIVERS: &[&str] = &["kvm_amd", "kvm_intel"];
+
 /// Module names compare with '-' and '_' as the same character, as the kernel does.
 pub fn normalize_module_name(name: &str) -> String {
     name.replace('-', "_")
@@ -96,6 +100,7 @@ impl Board {
 pub fn all_image_modules() -> Vec<String> {
     let mut modules: Vec<String> = APPLIANCE_MODULES
         .iter()
+        .chain(APPLIANCE_DRIVERS)
         .map(|m| normalize_module_name(m))
         .chain(all().iter().flat_map(|board| {
             board

@@ -1,0 +1,83 @@
+# Cairn: build the appliance image and boot or test it in QEMU. `make help` lists targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+HOST_TARGET := x86_64-unknown-linux-gnu
+# The appliance's own binaries are static: nothing in the image may come from the build
+# host's libraries. --target keeps the flag away from build scripts and proc macros.
+STATIC_RUSTFLAGS := -C target-feature=+crt-static
+RELEASE_DIR := target/$(HOST_TARGET)/release
+IMAGE_DIR := build/image
+# The same commit gives the same image bytes.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
+QEMU_MEM ?= 2048
+BOARD ?= qemu-x86_64
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install the build host's packages when missing (apt)
+	@scripts/setup-host.sh
+
+.PHONY: binaries
+binaries: deps ## Build init, hostd and the console, static
+	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --locked --target $(HOST_TARGET) \
+		-p cairn-init -p hostd --bins
+
+.PHONY: image
+image: binaries ## Build build/image/{vmlinuz,initramfs.img,cairn.img}
+	cargo run --release --locked -p image-builder -- build \
+		--init $(RELEASE_DIR)/cairn-init --hostd $(RELEASE_DIR)/hostd \
+		--console $(RELEASE_DIR)/cairn-console --out $(IMAGE_DIR)
+
+.PHONY: lock
+lock: deps ## Re-resolve image-builder/packages.toml against Debian and rewrite the lock
+	cargo run --release --locked -p image-builder -- lock
+
+.PHONY: run
+run: image ## Boot the qemu-x86_64 board with its serial console on this terminal (Ctrl-A X quits)
+	@mkdir -p build/run
+	@[ -f build/run/disk.qcow2 ] || qemu-img create -q -f qcow2 -F raw -b ../image/cairn.img build/run/disk.qcow2
+	@echo "Booting Cairn (TCG; the first boot formats the config partition). Quit with Ctrl-A then X."
+	qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m $(QEMU_MEM) \
+		-nographic -no-user-config -nodefaults -serial mon:stdio \
+		-kernel $(IMAGE_DIR)/vmlinuz -initrd $(IMAGE_DIR)/initramfs.img \
+		-append "console=ttyS0,115200 cairn.board=$(BOARD) loglevel=4" \
+		-drive file=build/run/disk.qcow2,format=qcow2,if=virtio \
+		-nic none
+
+.PHONY: run-uefi
+run-uefi: image ## Boot the flashable disk image under UEFI (OVMF) through systemd-boot
+	@mkdir -p build/run
+	@cp -n /usr/share/OVMF/OVMF_VARS_4M.fd build/run/OVMF_VARS.fd
+	@[ -f build/run/uefi.qcow2 ] || qemu-img create -q -f qcow2 -F raw -b ../image/cairn.img build/run/uefi.qcow2
+	qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m $(QEMU_MEM) \
+		-nographic -no-user-config -nodefaults -serial mon:stdio \
+		-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+		-drive if=pflash,format=raw,file=build/run/OVMF_VARS.fd \
+		-drive file=build/run/uefi.qcow2,format=qcow2,if=virtio -nic none
+
+.PHONY: check
+check: deps ## fmt, clippy and the unit tests (no root, no QEMU)
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo test --locked --workspace
+
+.PHONY: test
+test: check image ## Everything CI runs: check, then the image booted in QEMU
+	cargo test --locked -p qemu-tests --features vm-tests -- --test-threads=2
+
+.PHONY: bench
+bench: image ## Boot timings, sizes and memory: printed and written to build/bench.json
+	cargo run --release --locked -p qemu-tests --bin bench -- --image-dir $(IMAGE_DIR) --out build/bench.json
+
+.PHONY: flash
+flash: image ## Write build/image/cairn.img to DEV=/dev/sdX (asks first)
+	@scripts/flash.sh "$(DEV)" $(IMAGE_DIR)/cairn.img
+
+.PHONY: clean
+clean: ## Remove build outputs (the package cache in ~/.cache/cairn stays)
+	rm -rf build target
