@@ -1,0 +1,435 @@
+//! The appliance as the tests see it: boot the image, wait for READY, run commands on
+//! its serial console.
+//!
+//! Until the admin console lands, ttyS0 runs `cairn-console`: a `cairn> ` prompt that
+//! takes `poweroff`, `reboot`, `services` and `sh` (busybox sh on the console; `exit`
+//! returns to the prompt). Everything that knows this lives in this file — which
+//! command enters a shell, how a command's output is told apart from the echo of its own
+//! command line and from init's messages — so a login can replace it in one place.
+//!
+//! Output capture: each command is wrapped as
+//! `echo CAIRN-''BEGIN-7; <cmd>; echo CAIRN-''END-7:$?`. The shell prints the markers
+//! without the quotes, the terminal echo shows them with the quotes, so only real output
+//! lies between a `CAIRN-BEGIN-7` line and `CAIRN-END-7:<status>`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use thiserror::Error;
+
+use crate::builder::{Accel, BuildError, Disk, QemuBuilder};
+use crate::console::{Console, ConsoleError};
+use crate::contract::{self, ContractError, Ready};
+use crate::fscheck::{self, ConfigFs, FsCheckError};
+use crate::image::Image;
+use crate::ovmf::{Ovmf, OvmfError};
+use crate::timeouts;
+use crate::vm::{Vm, VmError};
+use crate::workdir::{WorkDir, WorkDirError};
+
+/// The kernel command line of a direct-kernel boot of `board` (docs/image-contract.md).
+pub fn direct_kernel_append(board: &str) -> String {
+    format!("console=ttyS0,115200 cairn.board={board}")
+}
+
+/// How long to wait for the prompt after typing Enter before typing it again (the
+/// console may still be starting).
+const PROMPT_NUDGE: Duration = Duration::from_secs(5);
+/// How long the first command in a fresh shell may take to echo its marker before it is
+/// sent again (in case the console program read ahead and swallowed it).
+const SHELL_SYNC: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Error)]
+pub enum ApplianceError {
+    #[error("Cannot prepare the VM's scratch directory")]
+    WorkDir(#[from] WorkDirError),
+    #[error("Cannot find the UEFI firmware")]
+    Ovmf(#[from] OvmfError),
+    #[error("Cannot pick the accelerator")]
+    Accel(#[from] BuildError),
+    #[error("VM failed")]
+    Vm(#[from] VmError),
+    #[error("Serial console failed")]
+    Console(#[from] ConsoleError),
+    #[error("The appliance broke the console contract")]
+    Contract(#[from] ContractError),
+    #[error("Shell command {0:?} spans lines; send one line at a time")]
+    MultiLine(String),
+    #[error("Shell command {command:?} exited with status {status}; its output:\n{output}")]
+    CommandFailed {
+        command: String,
+        status: i32,
+        output: String,
+    },
+    #[error("The shell did not answer within {0:?} after `sh` was sent to the console")]
+    NoShell(Duration),
+}
+
+/// Which firmware path boots the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootMode {
+    /// `-kernel vmlinuz -initrd initramfs.img -append …`, with `cairn.img` attached.
+    DirectKernel { append: String },
+    /// OVMF → systemd-boot → slot A from `cairn.img`, as on the real box.
+    Uefi,
+}
+
+/// What to launch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    name: String,
+    boot: BootMode,
+    memory_mib: Option<u32>,
+}
+
+impl Launch {
+    /// A direct-kernel boot of `board`. `name` labels the VM and its scratch directory.
+    pub fn direct_kernel(name: &str, board: &str) -> Self {
+        Self::direct_kernel_append(name, &direct_kernel_append(board))
+    }
+
+    /// A direct-kernel boot with exactly this kernel command line.
+    pub fn direct_kernel_append(name: &str, append: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            boot: BootMode::DirectKernel {
+                append: append.to_owned(),
+            },
+            memory_mib: None,
+        }
+    }
+
+    /// A UEFI boot of the flashable disk image.
+    pub fn uefi(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            boot: BootMode::Uefi,
+            memory_mib: None,
+        }
+    }
+
+    pub fn memory_mib(mut self, mib: u32) -> Self {
+        self.memory_mib = Some(mib);
+        self
+    }
+}
+
+/// Where the console program is, as far as the harness knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Booting, or a console command is running: the next prompt has not been seen.
+    Unknown,
+    /// The `cairn> ` prompt was seen and nothing typed since.
+    Prompt,
+    /// A busybox sh started with `sh` is reading commands.
+    Shell,
+}
+
+/// The result of one shell command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellOutput {
+    pub status: i32,
+    /// Everything printed between the markers (stdout and stderr), trailing newline removed.
+    pub output: String,
+}
+
+/// A booted (or booting) appliance VM.
+#[derive(Debug)]
+pub struct Appliance {
+    vm: Vm,
+    disk: PathBuf,
+    mode: Mode,
+    next_marker: u64,
+}
+
+impl Appliance {
+    /// Boots `image` with a private qcow2 overlay of `cairn.img` as its only disk.
+    pub fn launch(image: &Image, launch: Launch) -> Result<Self, ApplianceError> {
+        let dir = WorkDir::new(&launch.name)?;
+        let disk = dir.overlay(&image.disk, "cairn.qcow2")?;
+        let mut builder = QemuBuilder::new().accel(Accel::from_env()?);
+        if let Some(mib) = launch.memory_mib {
+            builder = builder.memory_mib(mib);
+        }
+        let disk0 = Disk::qcow2("disk0", &disk);
+        builder = match &launch.boot {
+            // No bootindex here: QEMU's linuxboot option ROM holds bootindex 0 with -kernel.
+            BootMode::DirectKernel { append } => builder
+                .direct_kernel(&image.kernel, &image.initramfs, append.as_str())
+                .disk(disk0),
+            BootMode::Uefi => {
+                let ovmf = Ovmf::locate()?;
+                let vars = dir.copy_in(&ovmf.vars_template, "OVMF_VARS.fd")?;
+                builder.uefi(&ovmf.code, vars).disk(disk0.boot_index(0))
+            }
+        };
+        let vm = Vm::start(&launch.name, builder, dir)?;
+        Ok(Self {
+            vm,
+            disk,
+            mode: Mode::Unknown,
+            next_marker: 1,
+        })
+    }
+
+    pub fn vm(&mut self) -> &mut Vm {
+        &mut self.vm
+    }
+
+    pub fn console(&mut self) -> &mut Console {
+        self.vm.console()
+    }
+
+    /// The qcow2 overlay holding everything the guest wrote to its disk.
+    pub fn disk_overlay(&self) -> &Path {
+        &self.disk
+    }
+
+    /// Reads the config partition's ext4 superblock from the disk overlay (converted to
+    /// raw in the scratch directory). Only meaningful once QEMU has exited.
+    pub fn inspect_config_fs(&self) -> Result<ConfigFs, FsCheckError> {
+        fscheck::inspect_config_fs(&self.disk, self.vm.dir().path())
+    }
+
+    /// Waits for init's next READY line and parses it.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<Ready, ApplianceError> {
+        let found = self
+            .vm
+            .console()
+            .wait_for_line(contract::ready_regex(), timeout)?;
+        // A new boot: whatever shell or prompt the harness knew of is gone.
+        self.mode = Mode::Unknown;
+        Ok(Ready::parse(found.line().unwrap_or_default())?)
+    }
+
+    /// Makes sure the `cairn> ` prompt is waiting for a command.
+    pub fn wait_prompt(&mut self) -> Result<(), ApplianceError> {
+        match self.mode {
+            Mode::Prompt => return Ok(()),
+            Mode::Shell => {
+                let console = self.vm.console();
+                console.send_line("exit")?;
+                console.wait_for(contract::PROMPT, timeouts::console())?;
+            }
+            Mode::Unknown => self.nudge_for_prompt(timeouts::console())?,
+        }
+        self.mode = Mode::Prompt;
+        Ok(())
+    }
+
+    /// Types Enter and waits for the prompt it brings, again every [`PROMPT_NUDGE`]: the
+    /// console's first prompt may have gone by before READY or may not have come yet,
+    /// and an empty line only makes it prompt again.
+    fn nudge_for_prompt(&mut self, timeout: Duration) -> Result<(), ApplianceError> {
+        let deadline = Instant::now() + timeout;
+        let console = self.vm.console();
+        loop {
+            console.send_line("")?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match console.wait_for(contract::PROMPT, left.min(PROMPT_NUDGE)) {
+                Ok(_) => return Ok(()),
+                Err(ConsoleError::Timeout { .. }) if left > PROMPT_NUDGE => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Runs one `cairn-console` command (`poweroff`, `reboot`, `services`), leaving a
+    /// shell first if one is open.
+    pub fn console_command(&mut self, command: &str) -> Result<(), ApplianceError> {
+        self.wait_prompt()?;
+        self.vm.console().send_line(command)?;
+        self.mode = Mode::Unknown;
+        Ok(())
+    }
+
+    /// Runs `command` in the appliance's shell and returns its output; a non-zero exit
+    /// status is an error carrying that output.
+    pub fn shell(&mut self, command: &str) -> Result<String, ApplianceError> {
+        let result = self.shell_status(command)?;
+        if result.status == 0 {
+            Ok(result.output)
+        } else {
+            Err(ApplianceError::CommandFailed {
+                command: command.to_owned(),
+                status: result.status,
+                output: result.output,
+            })
+        }
+    }
+
+    /// Runs `command` in the appliance's shell and returns its status and output.
+    pub fn shell_status(&mut self, command: &str) -> Result<ShellOutput, ApplianceError> {
+        if command.contains('\n') {
+            return Err(ApplianceError::MultiLine(command.to_owned()));
+        }
+        self.enter_shell()?;
+        self.run_marked(command, timeouts::console())
+    }
+
+    fn enter_shell(&mut self) -> Result<(), ApplianceError> {
+        if self.mode == Mode::Shell {
+            return Ok(());
+        }
+        self.wait_prompt()?;
+        self.vm.console().send_line("sh")?;
+        self.mode = Mode::Shell;
+        // Round trip with a no-op before the real command: re-sent if the first one was
+        // read ahead by the console program before the shell started.
+        let deadline = Instant::now() + timeouts::console();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ApplianceError::NoShell(timeouts::console()));
+            }
+            match self.run_marked("true", left.min(SHELL_SYNC)) {
+                Ok(_) => return Ok(()),
+                Err(ApplianceError::Console(ConsoleError::Timeout { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn run_marked(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ShellOutput, ApplianceError> {
+        let n = self.next_marker;
+        self.next_marker += 1;
+        Ok(run_marked(self.vm.console(), n, command, timeout)?)
+    }
+
+    /// Marks the test as passed and stops the VM quietly.
+    pub fn finish(self) {
+        self.vm.finish();
+    }
+}
+
+/// Sends `command` wrapped in the markers numbered `n` and collects what the shell printed
+/// between them.
+fn run_marked(
+    console: &mut Console,
+    n: u64,
+    command: &str,
+    timeout: Duration,
+) -> Result<ShellOutput, ConsoleError> {
+    let begin = format!("CAIRN-BEGIN-{n}");
+    let end = format!("CAIRN-END-{n}:");
+    console.send_line(&format!(
+        "echo CAIRN-''BEGIN-{n}; {command}; echo CAIRN-''END-{n}:$?"
+    ))?;
+    let begin_regex = Regex::new(&format!(r"\b{begin}$")).expect("marker regex is valid");
+    let end_regex = Regex::new(&format!(r"{end}(-?\d+)$")).expect("marker regex is valid");
+    let started = console.wait_for_line(begin_regex, timeout)?;
+    let finished = console.wait_for_line(end_regex, timeout)?;
+    // Output without a final newline shares its last line with the END marker.
+    let marker_in_line = finished
+        .line()
+        .and_then(|line| line.rfind(&end))
+        .unwrap_or_default();
+    let output = console.slice(started.end(), finished.start() + marker_in_line);
+    let status = finished.get(1).and_then(|s| s.parse().ok()).unwrap_or(-1);
+    Ok(ShellOutput {
+        status,
+        output: output.strip_suffix('\n').unwrap_or(&output).to_owned(),
+    })
+}
+
+/// 16 hex digits from the kernel's random source, for values a test writes and expects
+/// to read back (a leftover from an earlier run cannot pass for it).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 8];
+    let from_kernel = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if from_kernel.is_err() {
+        // Still unique per run: nanoseconds since the epoch, mixed with the pid.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
+        bytes = mixed.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    use std::process::Command;
+
+    use super::*;
+
+    /// A stand-in for the appliance's console: echoes each line as a terminal would, runs
+    /// it with the host's /bin/sh, and sends the output in 3-byte pieces with an init
+    /// message cutting in right after the first line (the BEGIN marker).
+    fn fake_shell() -> (Console, std::thread::JoinHandle<()>) {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let handle = std::thread::spawn(move || {
+            let mut writer = theirs.try_clone().expect("clone");
+            for line in BufReader::new(theirs).lines() {
+                let Ok(line) = line else { break };
+                writer
+                    .write_all(format!("~ # {line}\r\n").as_bytes())
+                    .expect("echo");
+                let out = Command::new("sh")
+                    .arg("-c")
+                    .arg(&line)
+                    .output()
+                    .expect("sh");
+                let split = out
+                    .stdout
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let (first, rest) = out.stdout.split_at(split);
+                writer.write_all(first).expect("begin marker");
+                writer
+                    .write_all(b"cairn-init: service hostd (pid 9) was killed by SIGKILL\r\n")
+                    .expect("interleaved");
+                for chunk in rest.chunks(3) {
+                    writer.write_all(chunk).expect("output");
+                }
+            }
+        });
+        (Console::new(ours).expect("console"), handle)
+    }
+
+    #[test]
+    fn marked_output_excludes_the_echo_and_keeps_the_status() {
+        let (mut console, shell) = fake_shell();
+        let timeout = Duration::from_secs(10);
+        let out = run_marked(&mut console, 1, "echo PID=$((40 + 2))", timeout).expect("run");
+        assert_eq!(out.status, 0);
+        // Messages from other writers between the markers are part of the output, as on
+        // a real console; the echoed command line is not.
+        assert_eq!(
+            out.output,
+            "cairn-init: service hostd (pid 9) was killed by SIGKILL\nPID=42"
+        );
+
+        let out = run_marked(&mut console, 2, "printf no-newline; false", timeout).expect("run");
+        assert_eq!(out.status, 1);
+        assert!(out.output.ends_with("no-newline"), "{:?}", out.output);
+        drop(console);
+        drop(shell.join());
+    }
+
+    #[test]
+    fn append_matches_the_contract() {
+        assert_eq!(
+            direct_kernel_append("qemu-x86_64"),
+            "console=ttyS0,115200 cairn.board=qemu-x86_64"
+        );
+    }
+
+    #[test]
+    fn tokens_are_hex_and_differ() {
+        let a = random_token();
+        assert_eq!(a.len(), 16);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, random_token());
+    }
+}

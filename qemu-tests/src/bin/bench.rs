@@ -1,0 +1,259 @@
+//! `make bench`: boots the direct-kernel image several times and reports init's READY
+//! timings, the host's launch-to-READY time, init's resident memory and the image sizes,
+//! as medians on stdout and in full in `build/bench.json`.
+//!
+//! Boots run one after another, never in parallel: two TCG guests on 2 cores would
+//! measure the contention, not the image.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use qemu_tests::builder::{Accel, BuildError};
+use qemu_tests::image::{ImageError, workspace_root};
+use qemu_tests::stats::Summary;
+use qemu_tests::{Appliance, ApplianceError, Image, Launch, timeouts};
+use serde::Serialize;
+use thiserror::Error;
+
+#[derive(Debug, Parser)]
+#[command(about = "Boot the Cairn image repeatedly and record boot time, memory and size")]
+struct Args {
+    /// How many boots to measure.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Board to boot (cairn.board= on the kernel command line).
+    #[arg(long, default_value = "qemu-x86_64")]
+    board: String,
+    /// Image directory [default: $CAIRN_IMAGE_DIR, else <workspace>/build/image].
+    #[arg(long)]
+    image_dir: Option<PathBuf>,
+    /// Where to write the JSON report [default: <workspace>/build/bench.json].
+    #[arg(long = "out", visible_alias = "output")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Error)]
+enum BenchError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("Invalid accelerator setting")]
+    Accel(#[from] BuildError),
+    #[error("Boot {run} of {runs} failed")]
+    Boot {
+        run: u32,
+        runs: u32,
+        #[source]
+        source: ApplianceError,
+    },
+    #[error("Cannot read init's VmRSS from {0:?}")]
+    Rss(String),
+    #[error("Cannot read the size of {path}")]
+    Size {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Cannot encode the report")]
+    Json(#[from] serde_json::Error),
+}
+
+/// What one boot measured.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    init_s: f64,
+    modules_s: f64,
+    services_s: f64,
+    ready_total_s: f64,
+    host_launch_to_ready_s: f64,
+    init_rss_kib: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    board: String,
+    /// Timings depend on it: TCG is many times slower than KVM.
+    accel: String,
+    runs: u32,
+    image_dir: PathBuf,
+    /// Median, min, max and every value, per metric.
+    metrics: BTreeMap<&'static str, Summary>,
+    sizes_bytes: BTreeMap<&'static str, u64>,
+}
+
+fn main() -> ExitCode {
+    match run(&Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), BenchError> {
+    let image = match &args.image_dir {
+        Some(dir) => Image::in_dir(dir)?,
+        None => Image::from_env()?,
+    };
+    let accel = Accel::from_env()?;
+    let mut samples = Vec::new();
+    for run in 1..=args.runs {
+        let sample = measure_boot(&image, &args.board, run, args.runs)?;
+        eprintln!(
+            "boot {run}/{}: READY total={:.3}s (host {:.3}s), init VmRSS {} KiB",
+            args.runs, sample.ready_total_s, sample.host_launch_to_ready_s, sample.init_rss_kib
+        );
+        samples.push(sample);
+    }
+
+    let metric = |pick: fn(&Sample) -> f64| {
+        let values: Vec<f64> = samples.iter().map(pick).collect();
+        Summary::of(&values).expect("at least one run: clap enforces runs >= 1")
+    };
+    let metrics = BTreeMap::from([
+        ("init_s", metric(|s| s.init_s)),
+        ("modules_s", metric(|s| s.modules_s)),
+        ("services_s", metric(|s| s.services_s)),
+        ("ready_total_s", metric(|s| s.ready_total_s)),
+        (
+            "host_launch_to_ready_s",
+            metric(|s| s.host_launch_to_ready_s),
+        ),
+        ("init_rss_kib", metric(|s| s.init_rss_kib)),
+    ]);
+    let sizes_bytes = BTreeMap::from([
+        ("vmlinuz", file_size(&image.kernel)?),
+        ("initramfs.img", file_size(&image.initramfs)?),
+        ("cairn.img", file_size(&image.disk)?),
+        ("cairn.img_allocated", allocated_size(&image.disk)?),
+    ]);
+
+    println!(
+        "{:<24} {:>10} {:>10} {:>10}",
+        "metric", "median", "min", "max"
+    );
+    for (name, summary) in &metrics {
+        println!(
+            "{name:<24} {:>10.3} {:>10.3} {:>10.3}",
+            summary.median, summary.min, summary.max
+        );
+    }
+    for (name, bytes) in &sizes_bytes {
+        println!("{name:<24} {bytes:>10} bytes");
+    }
+
+    let report = Report {
+        board: args.board.clone(),
+        accel: format!("{accel:?}").to_lowercase(),
+        runs: args.runs,
+        image_dir: image.dir.clone(),
+        metrics,
+        sizes_bytes,
+    };
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("build").join("bench.json"));
+    write_report(&output, &report)?;
+    println!("wrote {}", output.display());
+    Ok(())
+}
+
+fn measure_boot(image: &Image, board: &str, run: u32, runs: u32) -> Result<Sample, BenchError> {
+    let failed = |source| BenchError::Boot { run, runs, source };
+    let launched = Instant::now();
+    let launch = Launch::direct_kernel(&format!("bench-{run}"), board);
+    let mut app = Appliance::launch(image, launch).map_err(failed)?;
+    let ready = app.wait_ready(timeouts::ready_direct()).map_err(failed)?;
+    let host_launch_to_ready_s = launched.elapsed().as_secs_f64();
+    let status = app.shell("grep VmRSS /proc/1/status").map_err(failed)?;
+    let rss = parse_vm_rss_kib(&status).ok_or(BenchError::Rss(status))?;
+    app.finish();
+    Ok(Sample {
+        init_s: ready.init,
+        modules_s: ready.modules,
+        services_s: ready.services,
+        ready_total_s: ready.total,
+        host_launch_to_ready_s,
+        init_rss_kib: rss as f64,
+    })
+}
+
+/// `VmRSS:\t    1234 kB` → 1234 (the kernel's "kB" is KiB).
+fn parse_vm_rss_kib(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let mut words = line.split_whitespace().skip(1);
+    let value = words.next()?.parse().ok()?;
+    (words.next() == Some("kB")).then_some(value)
+}
+
+fn file_size(path: &Path) -> Result<u64, BenchError> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|source| BenchError::Size {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Bytes the file really occupies: the disk image is sparse.
+fn allocated_size(path: &Path) -> Result<u64, BenchError> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        // st_blocks counts 512-byte units whatever the filesystem's block size.
+        .map(|m| m.blocks() * 512)
+        .map_err(|source| BenchError::Size {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn write_report(path: &Path, report: &Report) -> Result<(), BenchError> {
+    let write_err = |source| BenchError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(write_err)?;
+    }
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(path, json + "\n").map_err(write_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_rss_line_is_parsed_in_kib() {
+        assert_eq!(parse_vm_rss_kib("VmRSS:\t    1234 kB"), Some(1234));
+        assert_eq!(parse_vm_rss_kib("VmHWM: 5 kB\nVmRSS: 77 kB\n"), Some(77));
+        assert_eq!(parse_vm_rss_kib("VmRSS: lots"), None);
+        assert_eq!(parse_vm_rss_kib("grep: /proc/1/status: No such file"), None);
+    }
+
+    #[test]
+    fn arguments_have_the_documented_defaults() {
+        let args = Args::try_parse_from(["bench"]).expect("defaults");
+        assert_eq!(args.runs, 5);
+        assert_eq!(args.board, "qemu-x86_64");
+        assert!(Args::try_parse_from(["bench", "--runs", "0"]).is_err());
+        let args = Args::try_parse_from(["bench", "--image-dir", "build/image", "--out", "b.json"])
+            .expect("the Makefile's arguments");
+        assert_eq!(args.output, Some(PathBuf::from("b.json")));
+    }
+}

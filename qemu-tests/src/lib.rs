@@ -1,0 +1,40 @@
+//! QEMU test harness for the Cairn appliance image, in the manner of cloud-hypervisor's
+//! `test_infra`.
+//!
+//! Layers, lowest first:
+//! - [`builder::QemuBuilder`]: the QEMU command line as a value (pure, unit-tested);
+//! - [`console::Console`]: the serial console, expect-style, with a full transcript;
+//! - [`qmp::Qmp`]: QEMU's machine protocol (status, power button, links, unplug);
+//! - [`vm::Vm`]: one QEMU process whose teardown always runs and explains failures;
+//! - [`appliance::Appliance`]: the image's contract — boot, READY, console commands,
+//!   shell commands with captured output;
+//! - disk checks: [`disk`] (qemu-img overlays), [`gpt_read`], [`ext4`], [`fscheck`].
+//!
+//! The tests that boot the image are in `tests/` behind the `vm-tests` feature; the
+//! `bench` binary measures boots for `make bench`.
+
+pub mod appliance;
+pub mod builder;
+pub mod console;
+pub mod contract;
+pub mod disk;
+pub mod ext4;
+pub mod fscheck;
+pub mod gpt_read;
+pub mod image;
+pub mod ovmf;
+pub mod qmp;
+pub mod stats;
+pub mod timeouts;
+pub mod vm;
+pub mod workdir;
+
+pub use appliance::{Appliance, ApplianceError, BootMode, Launch, ShellOutput};
+pub use builder::{Accel, Disk, NetBackend, Nic, QemuBuilder};
+pub use console::{Console, ConsoleError, Match, Pattern};
+pub use contract::Ready;
+pub use image::Image;
+pub use qmp::Qmp;
+pub use regex::Regex;
+pub use vm::{Vm, VmError};
+pub use workdir::WorkDir;
