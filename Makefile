@@ -33,6 +33,16 @@ image: binaries ## Build build/image/{vmlinuz,initramfs.img,cairn.img}
 		--init $(RELEASE_DIR)/cairn-init --hostd $(RELEASE_DIR)/hostd \
 		--console $(RELEASE_DIR)/cairn-console --out $(IMAGE_DIR)
 
+.PHONY: reproducible
+reproducible: image ## Build the image a second time from scratch and require identical bytes
+	cargo run --release --locked -p image-builder -- build \
+		--init $(RELEASE_DIR)/cairn-init --hostd $(RELEASE_DIR)/hostd \
+		--console $(RELEASE_DIR)/cairn-console --out build/image-again --work build/work-again
+	@for f in vmlinuz initramfs.img cairn.img; do \
+		if cmp -s $(IMAGE_DIR)/$$f build/image-again/$$f; then echo "reproducible: $$f identical"; \
+		else echo "reproducible: $$f differs between two builds of the same inputs" >&2; exit 1; fi; \
+	done
+
 .PHONY: lock
 lock: deps ## Re-resolve image-builder/packages.toml against Debian and rewrite the lock
 	cargo run --release --locked -p image-builder -- lock
@@ -67,7 +77,7 @@ check: deps ## fmt, clippy and the unit tests (no root, no QEMU)
 	cargo test --locked --workspace
 
 .PHONY: test
-test: check image ## Everything CI runs: check, then the image booted in QEMU
+test: check image reproducible ## Everything CI runs: check, reproducibility, the image booted in QEMU
 	cargo test --locked -p qemu-tests --features vm-tests -- --test-threads=2
 
 .PHONY: bench

@@ -221,6 +221,7 @@ impl Boot {
                 .map_or_else(|| "generic".to_owned(), |b| b.id.clone()),
             init: self.init_time,
             modules: self.modules_time,
+            slot: self.cmdline.as_ref().and_then(|c| c.slot.clone()),
         };
         let mut gate = ReadyGate::new(self.services_started.unwrap_or_else(Instant::now));
         Ok(event_loop::run(supervisor, signals, &marks, &mut gate))

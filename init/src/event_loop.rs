@@ -22,6 +22,8 @@ pub struct BootMarks {
     pub board: String,
     pub init: Duration,
     pub modules: Duration,
+    /// The boot slot systemd-boot started, marked good once READY is printed.
+    pub slot: Option<String>,
 }
 
 pub fn run<S: Spawner>(
@@ -122,6 +124,8 @@ fn handle_signals<S: Spawner>(
 }
 
 fn report_ready(marks: &BootMarks, not_ready: Vec<String>) {
+    // A boot whose services never all came up has not proven its slot.
+    let all_ready = not_ready.is_empty();
     let times = BootTimes {
         board: marks.board.clone(),
         init: marks.init,
@@ -132,5 +136,8 @@ fn report_ready(marks: &BootMarks, not_ready: Vec<String>) {
     tracing::info!("{}", times.ready_line());
     if let Err(err) = times.write(std::path::Path::new("/run")) {
         tracing::warn!("{}", crate::error::Chain(&err));
+    }
+    if let Some(slot) = marks.slot.as_deref().filter(|_| all_ready) {
+        crate::boot_slot::mark_slot_good(slot);
     }
 }

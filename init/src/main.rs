@@ -3,6 +3,7 @@
 
 mod board;
 mod boot;
+mod boot_slot;
 mod clock;
 mod cmdline;
 mod config_partition;

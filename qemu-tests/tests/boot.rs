@@ -55,7 +55,8 @@ fn direct_kernel_boot_reaches_ready_with_ordered_timings() -> Result<()> {
     Ok(())
 }
 
-/// Proves the flashable cairn.img boots under OVMF through systemd-boot, which picks slot A by itself.
+/// Proves the flashable cairn.img boots under OVMF through systemd-boot, which picks slot A by
+/// itself and counts the try, and that init marks the slot good once READY.
 #[test]
 fn uefi_disk_image_boots_slot_a_through_systemd_boot() -> Result<()> {
     let image = Image::from_env()?;
@@ -63,6 +64,12 @@ fn uefi_disk_image_boots_slot_a_through_systemd_boot() -> Result<()> {
     // No key is ever sent before READY: loader.conf's timeout must choose the entry.
     let ready = app.wait_ready(timeouts::ready_uefi())?;
     ready.check_timings()?;
+    // systemd-boot renamed cairn-a+3.conf to cairn-a+2-1.conf before starting the kernel;
+    // init drops the counter once the boot has proven itself.
+    app.console().wait_for_line(
+        "cairn-init: boot slot a marked good (cairn-a+2-1.conf -> cairn-a.conf)",
+        Duration::from_secs(30),
+    )?;
     let cmdline = app.shell("cat /proc/cmdline")?;
     ensure!(
         cmdline
