@@ -1,0 +1,19 @@
+//! hostd's core as a library: the parts that decide, kept apart from the parts that act, so
+//! that they are unit-tested without root, a bus or a kernel.
+//!
+//! - [`state`]: the desired-state document, parsed and validated as a whole.
+//! - [`store`]: where that document lives on the config partition, written atomically and
+//!   kept with its history.
+//! - [`plan`]: the shape every subsystem follows (desired + observed → actions → executor),
+//!   with an apply driver that undoes what it did when a step fails.
+//! - [`log_ring`] and [`log_file`]: where hostd's log records go (memory for the API, a
+//!   size-rotated file on the config partition for the next boot).
+//!
+//! The daemon (`main.rs`) and the console (`bin/cairn-console.rs`) do not use this yet; the
+//! D-Bus issue wires them together.
+
+pub mod log_file;
+pub mod log_ring;
+pub mod plan;
+pub mod state;
+pub mod store;

@@ -1,0 +1,251 @@
+//! The storage part of the desired state: Btrfs volumes over whole NAS drives.
+//!
+//! A volume names its drives by stable path and picks a Btrfs profile for data and one for
+//! metadata. The checks here are the ones that need no look at the hardware: enough drives for
+//! the profile, no drive in two volumes, and metadata at least as redundant as data (losing
+//! metadata loses the whole volume, so weaker metadata would make the data's redundancy moot).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+use super::document;
+use super::error::{Errors, expected_one_of};
+use super::values::{DrivePath, ObjectName, ValueError};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StorageSpec {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+}
+
+impl StorageSpec {
+    pub fn is_empty(&self) -> bool {
+        self.volumes.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    pub name: ObjectName,
+    pub drives: Vec<DrivePath>,
+    pub data_profile: Profile,
+    pub metadata_profile: Profile,
+}
+
+/// Btrfs block-group profiles, named as `mkfs.btrfs -d/-m` takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Profile {
+    Single,
+    Dup,
+    Raid0,
+    Raid1,
+    Raid1c3,
+    Raid1c4,
+    Raid10,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 7] = [
+        Self::Single,
+        Self::Dup,
+        Self::Raid0,
+        Self::Raid1,
+        Self::Raid1c3,
+        Self::Raid1c4,
+        Self::Raid10,
+    ];
+    pub const NAMES: &'static [&'static str] = &[
+        "single", "dup", "raid0", "raid1", "raid1c3", "raid1c4", "raid10",
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::Dup => "dup",
+            Self::Raid0 => "raid0",
+            Self::Raid1 => "raid1",
+            Self::Raid1c3 => "raid1c3",
+            Self::Raid1c4 => "raid1c4",
+            Self::Raid10 => "raid10",
+        }
+    }
+
+    /// Drives the profile needs. The kernel accepts raid0 on one drive and raid10 on two, but
+    /// those degenerate layouts give none of the striping the names promise, so Cairn asks for
+    /// the layouts' natural minimum.
+    pub fn min_drives(self) -> usize {
+        match self {
+            Self::Single | Self::Dup => 1,
+            Self::Raid0 | Self::Raid1 => 2,
+            Self::Raid1c3 => 3,
+            Self::Raid1c4 | Self::Raid10 => 4,
+        }
+    }
+
+    /// How many drives may fail without losing what the profile holds. dup keeps two copies
+    /// but on one drive, so it survives bad sectors, not a lost drive.
+    pub fn drive_losses_survived(self) -> usize {
+        match self {
+            Self::Single | Self::Dup | Self::Raid0 => 0,
+            Self::Raid1 | Self::Raid10 => 1,
+            Self::Raid1c3 => 2,
+            Self::Raid1c4 => 3,
+        }
+    }
+}
+
+impl TryFrom<&str> for Profile {
+    type Error = ValueError;
+    fn try_from(text: &str) -> Result<Self, ValueError> {
+        if let Some(profile) = Self::ALL.into_iter().find(|p| p.as_str() == text) {
+            return Ok(profile);
+        }
+        if matches!(text, "raid5" | "raid6") {
+            return Err(ValueError::RefusedChoice {
+                what: "profile",
+                value: text.to_string(),
+                why: "Btrfs raid5 and raid6 can lose data written just before a crash",
+                expected: Self::NAMES,
+            });
+        }
+        Err(ValueError::UnknownChoice {
+            what: "profile",
+            value: text.to_string(),
+            expected: Self::NAMES,
+        })
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Profile {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Converts every value of the document's storage table; returns the volumes that converted
+/// and their positions in the document.
+pub(super) fn convert(doc: &document::Storage, errors: &mut Errors) -> (StorageSpec, Vec<usize>) {
+    let mut spec = StorageSpec::default();
+    let mut positions = Vec::new();
+    for (i, volume) in doc.volumes.iter().enumerate() {
+        let path = format!("storage.volumes[{i}]");
+        let name = errors.check(
+            format!("{path}.name"),
+            ObjectName::try_from(volume.name.as_str()),
+        );
+        let drives = errors.check_all(
+            &format!("{path}.drives"),
+            volume
+                .drives
+                .iter()
+                .map(|d| DrivePath::try_from(d.as_str())),
+        );
+        let data_profile = errors.check(
+            format!("{path}.data_profile"),
+            Profile::try_from(volume.data_profile.as_str()),
+        );
+        let metadata_profile = errors.check(
+            format!("{path}.metadata_profile"),
+            Profile::try_from(volume.metadata_profile.as_str()),
+        );
+        if let (Some(name), Some(drives), Some(data_profile), Some(metadata_profile)) =
+            (name, drives, data_profile, metadata_profile)
+        {
+            spec.volumes.push(Volume {
+                name,
+                drives,
+                data_profile,
+                metadata_profile,
+            });
+            positions.push(i);
+        }
+    }
+    (spec, positions)
+}
+
+/// Checks between volumes and within each: names, drives, profiles.
+pub(super) fn check_relations(volumes: &[(usize, &Volume)], errors: &mut Errors) {
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut owner: BTreeMap<&str, &ObjectName> = BTreeMap::new();
+    for &(i, volume) in volumes {
+        let path = format!("storage.volumes[{i}]");
+        if let Some(first) = names.get(volume.name.as_str()) {
+            errors.push(
+                format!("{path}.name"),
+                format!(
+                    "{:?} is already the name of storage.volumes[{first}] (expected a name of its own)",
+                    volume.name.as_str()
+                ),
+            );
+        } else {
+            names.insert(volume.name.as_str(), i);
+        }
+
+        for (j, drive) in volume.drives.iter().enumerate() {
+            let drive_path = format!("{path}.drives[{j}]");
+            if volume.drives[..j].contains(drive) {
+                errors.push(
+                    drive_path,
+                    format!("{drive} is listed twice in this volume"),
+                );
+            } else if let Some(other) = owner.get(drive.as_str()) {
+                errors.push(
+                    drive_path,
+                    format!(
+                        "{drive} is already in volume {other} (expected each drive in one volume at most)"
+                    ),
+                );
+            } else {
+                owner.insert(drive.as_str(), &volume.name);
+            }
+        }
+
+        let count = volume.drives.len();
+        if count == 0 {
+            errors.push(
+                format!("{path}.drives"),
+                "empty (expected at least one drive)",
+            );
+        } else {
+            for (field, profile) in [
+                ("data_profile", volume.data_profile),
+                ("metadata_profile", volume.metadata_profile),
+            ] {
+                if count < profile.min_drives() {
+                    errors.push(
+                        format!("{path}.drives"),
+                        format!(
+                            "{count} drive{} too few for {field} {profile} (expected at least {})",
+                            if count == 1 { " is" } else { "s are" },
+                            profile.min_drives()
+                        ),
+                    );
+                }
+            }
+        }
+
+        let data_losses = volume.data_profile.drive_losses_survived();
+        if volume.metadata_profile.drive_losses_survived() < data_losses {
+            let stronger = Profile::ALL
+                .into_iter()
+                .filter(|p| p.drive_losses_survived() >= data_losses);
+            errors.push(
+                format!("{path}.metadata_profile"),
+                format!(
+                    "{} is less redundant than data_profile {}, and losing metadata loses the volume ({})",
+                    volume.metadata_profile,
+                    volume.data_profile,
+                    expected_one_of(stronger, "profile")
+                ),
+            );
+        }
+    }
+}
