@@ -23,7 +23,7 @@ deps: ## Install the build host's packages when missing (apt)
 	@scripts/setup-host.sh
 
 .PHONY: binaries
-binaries: deps ## Build init, hostd and the console, static
+binaries: deps ## Build init, hostd, cairnctl and the console, static
 	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --locked --target $(HOST_TARGET) \
 		-p cairn-init -p hostd --bins
 
@@ -31,13 +31,15 @@ binaries: deps ## Build init, hostd and the console, static
 image: binaries ## Build build/image/{vmlinuz,initramfs.img,cairn.img}
 	cargo run --release --locked -p image-builder -- build \
 		--init $(RELEASE_DIR)/cairn-init --hostd $(RELEASE_DIR)/hostd \
-		--console $(RELEASE_DIR)/cairn-console --out $(IMAGE_DIR)
+		--console $(RELEASE_DIR)/cairn-console --cairnctl $(RELEASE_DIR)/cairnctl \
+		--out $(IMAGE_DIR)
 
 .PHONY: reproducible
 reproducible: image ## Build the image a second time from scratch and require identical bytes
 	cargo run --release --locked -p image-builder -- build \
 		--init $(RELEASE_DIR)/cairn-init --hostd $(RELEASE_DIR)/hostd \
-		--console $(RELEASE_DIR)/cairn-console --out build/image-again --work build/work-again
+		--console $(RELEASE_DIR)/cairn-console --cairnctl $(RELEASE_DIR)/cairnctl \
+		--out build/image-again --work build/work-again
 	@for f in vmlinuz initramfs.img cairn.img; do \
 		if cmp -s $(IMAGE_DIR)/$$f build/image-again/$$f; then echo "reproducible: $$f identical"; \
 		else echo "reproducible: $$f differs between two builds of the same inputs" >&2; exit 1; fi; \

@@ -8,10 +8,13 @@
 //!   with an apply driver that undoes what it did when a step fails.
 //! - [`log_ring`] and [`log_file`]: where hostd's log records go (memory for the API, a
 //!   size-rotated file on the config partition for the next boot).
+//! - [`api`]: the `org.cairn.Host1` D-Bus interface, the core it calls and the client proxy
+//!   `cairnctl` uses.
 //!
-//! The daemon (`main.rs`) and the console (`bin/cairn-console.rs`) do not use this yet; the
-//! D-Bus issue wires them together.
+//! The daemon is `main.rs`; `bin/cairnctl.rs` is the command-line client and
+//! `bin/cairn-console.rs` the serial console program.
 
+pub mod api;
 pub mod log_file;
 pub mod log_ring;
 pub mod plan;

@@ -1,54 +1,287 @@
-//! hostd, the appliance's owner. Until its own issue lands this is the placeholder that init
-//! supervises: it says which board it runs on, reports readiness through init's protocol and
-//! exits cleanly when asked to stop.
+//! hostd, the appliance's owner: serves `org.cairn.Host1` on the system bus.
+//!
+//! Start-up, in order: logging (a ring for the API, the rotating file on the config partition
+//! when it is mounted, stderr — init's console); the desired-state store (`/config/desired`,
+//! or `/run/cairn/desired` without persistence); the bus (retried for
+//! [`BUS_CONNECT_DEADLINE`]: init starts the broker just before us); the object and the
+//! well-known name; then READY on init's pipe. SIGTERM or SIGINT stops it; so does losing the
+//! bus, so that init restarts it and it registers again on the new broker.
 
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use nix::sys::signal::{SigSet, Signal};
+use hostd::api::{self, Core, HostApi};
+use hostd::log_file::{self, RotatingFile, SharedLogFile};
+use hostd::log_ring::{self, LogRing};
+use hostd::store::StateStore;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// How long hostd waits for the broker before giving up (init then restarts it).
+const BUS_CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+const BUS_RETRY_INTERVAL: Duration = Duration::from_millis(100);
+const PERSISTENT_STATE_DIR: &str = "/config/desired";
+const VOLATILE_STATE_DIR: &str = "/run/cairn/desired";
+
+/// Process exit codes (init logs them).
+#[derive(Debug, Clone, Copy)]
+enum Exit {
+    /// Stopped on request.
+    Stopped = 0,
+    /// Could not start: no store, no bus, no name.
+    StartFailed = 1,
+    /// The bus connection was lost while serving.
+    BusLost = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("Cannot open the desired-state store")]
+    Store(#[source] hostd::store::StoreError),
+    #[error("Cannot set up signal handling")]
+    Signals(#[source] std::io::Error),
+    #[error("Cannot reach the system bus at {address} within {seconds} s")]
+    Connect {
+        address: &'static str,
+        seconds: u64,
+        #[source]
+        source: zbus::Error,
+    },
+    #[error("Cannot serve {path}")]
+    Serve {
+        path: &'static str,
+        #[source]
+        source: zbus::Error,
+    },
+    #[error("Cannot own the bus name {name}")]
+    Name {
+        name: &'static str,
+        #[source]
+        source: zbus::Error,
+    },
+    #[error("Cannot report readiness")]
+    Ready(#[source] ReadyError),
+    #[error("Cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReadyError {
+    #[error("CAIRN_READY_FD is {0:?}, not a file descriptor number")]
+    BadFd(String),
+    #[error("Cannot write READY to fd {fd}")]
+    Write {
+        fd: i32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn main() -> ExitCode {
+    let persistent = is_mounted(
+        &std::fs::read_to_string("/proc/mounts").unwrap_or_default(),
+        "/config",
+    );
+    let ring = LogRing::new(log_ring::DEFAULT_CAPACITY);
+    init_logging(&ring, persistent);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("{}", api::chain(&StartError::Runtime(error)));
+            return Exit::StartFailed.into();
+        }
+    };
+    match runtime.block_on(run(persistent)) {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            tracing::error!("{}", api::chain(&error));
+            Exit::StartFailed.into()
+        }
+    }
+}
+
+async fn run(persistent: bool) -> Result<Exit, StartError> {
+    // Handlers first: a SIGTERM from here on is seen, not fatal.
+    let mut terminate = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    let board = std::env::var("CAIRN_BOARD").unwrap_or_else(|_| "unknown".to_string());
+
+    let dir = if persistent {
+        PERSISTENT_STATE_DIR
+    } else {
+        tracing::warn!(
+            "/config is not mounted: the desired state lives in {VOLATILE_STATE_DIR} and every change is LOST at the next boot"
+        );
+        VOLATILE_STATE_DIR
+    };
+    let store = StateStore::open(dir).map_err(StartError::Store)?;
+    let core = Core::new(store, board.clone(), persistent, api::system_uptime);
+
+    let connection = connect(BUS_CONNECT_DEADLINE).await?;
+    connection
+        .object_server()
+        .at(api::OBJECT_PATH, HostApi::new(core))
+        .await
+        .map_err(|source| StartError::Serve {
+            path: api::OBJECT_PATH,
+            source,
+        })?;
+    connection
+        .request_name(api::BUS_NAME)
+        .await
+        .map_err(|source| StartError::Name {
+            name: api::BUS_NAME,
+            source,
+        })?;
+    tracing::info!(
+        board = %board,
+        persistent,
+        "serving {} at {} on the system bus",
+        api::BUS_NAME,
+        api::OBJECT_PATH
+    );
+    report_ready().map_err(StartError::Ready)?;
+
+    let exit = tokio::select! {
+        _ = terminate.recv() => {
+            tracing::info!("SIGTERM received, stopping");
+            Exit::Stopped
+        }
+        _ = interrupt.recv() => {
+            tracing::info!("SIGINT received, stopping");
+            Exit::Stopped
+        }
+        () = connection.closed() => {
+            tracing::error!("the system bus connection closed; exiting so that init restarts hostd");
+            Exit::BusLost
+        }
+    };
+    Ok(exit)
+}
+
+/// Connects to the image's system bus, retrying until `deadline` has passed.
+async fn connect(deadline: Duration) -> Result<zbus::Connection, StartError> {
+    let started = Instant::now();
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let attempt = zbus::connection::Builder::address(api::SYSTEM_BUS_ADDRESS).build();
+        // A broker that accepts the socket but never answers must not outlast the deadline.
+        let left = deadline
+            .saturating_sub(started.elapsed())
+            .max(BUS_RETRY_INTERVAL);
+        let result = tokio::time::timeout(left, attempt)
+            .await
+            .unwrap_or_else(|_| Err(zbus::Error::Failure("no answer from the broker".into())));
+        match result {
+            Ok(connection) => {
+                if attempts > 1 {
+                    tracing::info!(
+                        attempts,
+                        "connected to the system bus after {} ms",
+                        started.elapsed().as_millis()
+                    );
+                }
+                return Ok(connection);
+            }
+            Err(source) if started.elapsed() >= deadline => {
+                return Err(StartError::Connect {
+                    address: api::SYSTEM_BUS_ADDRESS,
+                    seconds: deadline.as_secs(),
+                    source,
+                });
+            }
+            Err(error) => {
+                if attempts == 1 {
+                    tracing::info!("system bus not reachable yet ({error}); retrying");
+                }
+                tokio::time::sleep(BUS_RETRY_INTERVAL).await;
+            }
+        }
+    }
+}
+
+/// Ring (for the API), file (when persistent), stderr (init's console).
+fn init_logging(ring: &LogRing, persistent: bool) {
+    let file = if persistent {
+        match RotatingFile::open(
+            log_file::DEFAULT_PATH,
+            log_file::DEFAULT_MAX_BYTES,
+            log_file::DEFAULT_FILES,
+        ) {
+            Ok(file) => Some(SharedLogFile::new(file)),
+            Err(error) => {
+                eprintln!(
+                    "hostd: cannot open {}: {error}; logging to the console and memory only",
+                    log_file::DEFAULT_PATH
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let file_layer = file.map(|file| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(file)
+    });
+    let stderr_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    tracing_subscriber::registry()
+        .with(ring.layer())
+        .with(file_layer)
+        .with(stderr_layer)
+        .init();
+}
+
+/// Whether `/proc/mounts` text lists a filesystem mounted at `path`.
+fn is_mounted(mounts: &str, path: &str) -> bool {
+    mounts
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .any(|mount_point| Path::new(mount_point) == Path::new(path))
+}
 
 /// The readiness protocol of `docs/image-contract.md`: init hands us the write end of a pipe.
-fn report_ready() -> Result<(), String> {
+fn report_ready() -> Result<(), ReadyError> {
     let Ok(fd_text) = std::env::var("CAIRN_READY_FD") else {
         return Ok(()); // started by hand, not by init: nobody waits for us
     };
-    let fd: i32 = fd_text
-        .parse()
-        .map_err(|_| format!("CAIRN_READY_FD is \"{fd_text}\", not a file descriptor number"))?;
+    let fd: i32 = fd_text.parse().map_err(|_| ReadyError::BadFd(fd_text))?;
     // SAFETY: init passes this descriptor to us alone and nothing else in this process opened
     // or owns it; taking ownership closes it after the write, which tells init we are done.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut pipe = std::fs::File::from(owned);
     pipe.write_all(b"READY\n")
-        .map_err(|error| format!("cannot report readiness on fd {fd}: {error}"))
+        .map_err(|source| ReadyError::Write { fd, source })
 }
 
-fn main() -> ExitCode {
-    let board = std::env::var("CAIRN_BOARD").unwrap_or_else(|_| "unknown".to_string());
-    // Block the stop signals first so that a SIGTERM arriving right after READY is not lost.
-    let mut stop = SigSet::empty();
-    stop.add(Signal::SIGTERM);
-    stop.add(Signal::SIGINT);
-    if let Err(error) = stop.thread_block() {
-        eprintln!("hostd: cannot block stop signals: {error}");
-        return ExitCode::FAILURE;
-    }
-    eprintln!(
-        "hostd: placeholder running on board {board} (pid {})",
-        std::process::id()
-    );
-    if let Err(message) = report_ready() {
-        eprintln!("hostd: {message}");
-    }
-    match stop.wait() {
-        Ok(signal) => {
-            eprintln!("hostd: {signal:?} received, stopping");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("hostd: waiting for a stop signal failed: {error}");
-            ExitCode::FAILURE
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_mount_is_found_in_proc_mounts() {
+        let mounts = "proc /proc proc rw 0 0\n/dev/vda2 /config ext4 rw,relatime 0 0\n";
+        assert!(is_mounted(mounts, "/config"));
+        assert!(!is_mounted("proc /proc proc rw 0 0\n", "/config"));
+        assert!(!is_mounted("/dev/vda2 /config/x ext4 rw 0 0\n", "/config"));
     }
 }

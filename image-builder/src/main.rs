@@ -59,6 +59,9 @@ struct BuildArgs {
     hostd: PathBuf,
     #[arg(long)]
     console: PathBuf,
+    /// hostd's command-line client, installed as /usr/bin/cairnctl.
+    #[arg(long)]
+    cairnctl: PathBuf,
     /// A static cloud-hypervisor binary to include (it is in no package registry).
     #[arg(long, env = "CAIRN_CLOUD_HYPERVISOR")]
     cloud_hypervisor: Option<PathBuf>,
@@ -134,6 +137,7 @@ fn run(cli: Cli) -> Result<(), BuildError> {
                 init,
                 hostd,
                 console,
+                cairnctl,
                 cloud_hypervisor,
                 hypervisor_fw,
                 zstd_level,
@@ -145,6 +149,7 @@ fn run(cli: Cli) -> Result<(), BuildError> {
                 ("init binary", &init),
                 ("hostd binary", &hostd),
                 ("console binary", &console),
+                ("cairnctl binary", &cairnctl),
             ] {
                 if !path.exists() {
                     return Err(BuildError::InputMissing {
@@ -174,6 +179,7 @@ fn run(cli: Cli) -> Result<(), BuildError> {
                 init,
                 hostd,
                 console,
+                cairnctl,
                 cloud_hypervisor,
                 hypervisor_fw,
                 zstd_level,

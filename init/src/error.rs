@@ -114,6 +114,12 @@ pub enum ServiceError {
     },
     #[error("Could not create the readiness pipe")]
     ReadinessPipe(#[source] Errno),
+    #[error("Could not create the runtime directory {path}")]
+    RuntimeDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("Could not start {path}")]
     Spawn {
         path: PathBuf,

@@ -39,35 +39,63 @@ pub enum StdioTarget {
 pub struct ServiceSpec {
     pub name: &'static str,
     pub path: &'static str,
+    /// Arguments after the program name.
+    pub args: &'static [&'static str],
     pub readiness: Readiness,
     pub stdio: StdioTarget,
     /// Between SIGTERM and SIGKILL at shutdown.
     pub stop_timeout: Duration,
     /// Added to the common environment.
     pub env: &'static [(&'static str, &'static str)],
+    /// Created (mode 0755, with its parents) before every start: a directory under the
+    /// `/run` tmpfs the service expects to exist, like systemd's `RuntimeDirectory=`.
+    pub runtime_dir: Option<&'static str>,
 }
 
 /// In start order; shutdown stops them in reverse.
 pub const SERVICES: &[ServiceSpec] = &[
     ServiceSpec {
+        // The system bus hostd serves its API on (`org.cairn.Host1`); root-only by policy
+        // (`/etc/cairn/dbus-system.conf`, written by the image builder). Nothing waits for
+        // it: hostd retries its connection while the broker starts.
+        name: "dbus",
+        path: "/usr/bin/dbus-daemon",
+        args: &[
+            "--nofork",
+            "--nopidfile",
+            "--nosyslog",
+            "--config-file=/etc/cairn/dbus-system.conf",
+        ],
+        readiness: Readiness::Started,
+        stdio: StdioTarget::Console,
+        // Holds no state worth waiting for; stopped after hostd (reverse order).
+        stop_timeout: Duration::from_secs(5),
+        env: &[],
+        runtime_dir: Some("/run/dbus"),
+    },
+    ServiceSpec {
         name: "hostd",
         path: "/usr/bin/hostd",
+        args: &[],
         readiness: Readiness::Notify,
         stdio: StdioTarget::Console,
         // hostd shuts its guests down cleanly before it exits; guests get 60 s from it,
         // plus time for hostd to unmount volumes.
         stop_timeout: Duration::from_secs(90),
         env: &[],
+        runtime_dir: None,
     },
     ServiceSpec {
         name: "console",
         path: "/usr/bin/cairn-console",
+        args: &[],
         readiness: Readiness::Started,
         stdio: StdioTarget::BoardTty,
         // A text UI holds nothing worth waiting for.
         stop_timeout: Duration::from_secs(2),
         // What systemd gives serial gettys: a safe common subset of escape sequences.
         env: &[("TERM", "vt220")],
+        runtime_dir: None,
     },
 ];
 
@@ -142,8 +170,15 @@ pub struct ProcessSpawner {
 
 impl Spawner for ProcessSpawner {
     fn spawn(&mut self, spec: &ServiceSpec) -> Result<Spawned, ServiceError> {
+        if let Some(dir) = spec.runtime_dir {
+            create_runtime_dir(Path::new(dir)).map_err(|source| ServiceError::RuntimeDir {
+                path: PathBuf::from(dir),
+                source,
+            })?;
+        }
         let mut command = Command::new(spec.path);
         command
+            .args(spec.args)
             .env_clear()
             .envs(environment(spec, &self.board_id))
             .current_dir("/");
@@ -197,6 +232,11 @@ impl Spawner for ProcessSpawner {
             ready,
         })
     }
+}
+
+fn create_runtime_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
 }
 
 /// Opens the board's console tty at its baud rate. O_NOCTTY: the tty must not become
@@ -277,11 +317,19 @@ mod tests {
 
     #[test]
     fn table_is_what_the_contract_says() {
-        let hostd = &SERVICES[0];
+        let dbus = &SERVICES[0];
+        assert_eq!((dbus.name, dbus.path), ("dbus", "/usr/bin/dbus-daemon"));
+        assert!(
+            dbus.args
+                .contains(&"--config-file=/etc/cairn/dbus-system.conf")
+        );
+        assert_eq!(dbus.readiness, Readiness::Started);
+        assert_eq!(dbus.runtime_dir, Some("/run/dbus"));
+        let hostd = &SERVICES[1];
         assert_eq!((hostd.name, hostd.path), ("hostd", "/usr/bin/hostd"));
         assert_eq!(hostd.readiness, Readiness::Notify);
         assert_eq!(hostd.stop_timeout, Duration::from_secs(90));
-        let console = &SERVICES[1];
+        let console = &SERVICES[2];
         assert_eq!(
             (console.name, console.path),
             ("console", "/usr/bin/cairn-console")
@@ -292,7 +340,7 @@ mod tests {
 
     #[test]
     fn environment_is_small_and_complete() {
-        let env = environment(&SERVICES[0], "ds918plus");
+        let env = environment(&SERVICES[1], "ds918plus");
         let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             pairs,
@@ -302,7 +350,7 @@ mod tests {
                 ("CAIRN_READY_FD", "3"),
             ]
         );
-        let env = environment(&SERVICES[1], "generic");
+        let env = environment(&SERVICES[2], "generic");
         assert!(env.iter().all(|(k, _)| k != "CAIRN_READY_FD"));
         assert!(env.contains(&("TERM".to_owned(), "vt220".to_owned())));
     }
@@ -344,10 +392,12 @@ mod tests {
         let spec = ServiceSpec {
             name: "probe",
             path: leaked,
+            args: &[],
             readiness: Readiness::Notify,
             stdio: StdioTarget::Console,
             stop_timeout: Duration::from_secs(1),
             env: &[],
+            runtime_dir: None,
         };
         let mut spawner = ProcessSpawner {
             board_id: "testboard".into(),

@@ -305,6 +305,10 @@ mod tests {
         }
     }
 
+    /// hostd and the console: the notify service and the started one these tests are about
+    /// (the real table also starts the bus broker first).
+    const TABLE: &[ServiceSpec] = &[SERVICES[1], SERVICES[2]];
+
     fn supervisor(fail: Vec<&'static str>) -> Supervisor<FakeSpawner> {
         Supervisor::new(
             FakeSpawner {
@@ -312,8 +316,24 @@ mod tests {
                 fail,
                 spawned: Vec::new(),
             },
-            SERVICES,
+            TABLE,
         )
+    }
+
+    #[test]
+    fn broker_starts_before_hostd_and_stops_after_it() {
+        let mut sup = Supervisor::new(
+            FakeSpawner {
+                next_pid: 100,
+                fail: vec![],
+                spawned: Vec::new(),
+            },
+            SERVICES,
+        );
+        sup.start_all(Instant::now());
+        sup.begin_shutdown();
+        let names: Vec<&str> = sup.stop_order().iter().map(|(_, s)| s.name).collect();
+        assert_eq!(names, ["console", "hostd", "dbus"]);
     }
 
     #[test]

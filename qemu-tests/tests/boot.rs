@@ -190,8 +190,17 @@ fn hostd_killed_by_sigkill_is_restarted_and_logged() -> Result<()> {
     Ok(())
 }
 
+/// The pid `pidof` printed. init and hostd log to the same console, so their lines can land
+/// among the command's output: only a line of digits is pidof's.
 fn parse_pid(text: &str) -> Result<u32> {
-    let words: Vec<&str> = text.split_whitespace().collect();
+    let words: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            let line = line.trim();
+            !line.is_empty() && line.chars().all(|c| c.is_ascii_digit() || c == ' ')
+        })
+        .flat_map(str::split_whitespace)
+        .collect();
     match words.as_slice() {
         [pid] => pid
             .parse()

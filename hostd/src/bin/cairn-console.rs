@@ -1,6 +1,7 @@
 //! The program init runs on the serial console. A placeholder until hostd's console issue
-//! brings login and cairnctl: it offers just what the image's tests and a curious admin
-//! need, and asks init for power-off and reboot through init's signals.
+//! brings login: it offers just what the image's tests and a curious admin need, passes
+//! `cairnctl ARGS…` through to cairnctl, and asks init for power-off and reboot through
+//! init's signals.
 
 use std::io::{BufRead, Write};
 use std::process::{Command, ExitCode};
@@ -8,7 +9,7 @@ use std::process::{Command, ExitCode};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-const HELP: &str = "commands: status, services, poweroff, reboot, sh, help";
+const HELP: &str = "commands: status, services, cairnctl ARGS..., poweroff, reboot, sh, help";
 
 fn main() -> ExitCode {
     let board = std::env::var("CAIRN_BOARD").unwrap_or_else(|_| "unknown".to_string());
@@ -35,6 +36,9 @@ fn main() -> ExitCode {
             "poweroff" => ask_init(Signal::SIGUSR2, "power off"),
             "reboot" => ask_init(Signal::SIGTERM, "reboot"),
             "sh" => run_shell(),
+            other if other == "cairnctl" || other.starts_with("cairnctl ") => {
+                run_cairnctl(other.split_whitespace().skip(1).collect());
+            }
             other => println!("unknown command \"{other}\"; {HELP}"),
         }
     }
@@ -44,6 +48,15 @@ fn ask_init(signal: Signal, what: &str) {
     match kill(Pid::from_raw(1), signal) {
         Ok(()) => println!("asked init to {what}"),
         Err(error) => println!("cannot ask init to {what}: {error}"),
+    }
+}
+
+/// Runs cairnctl with the words after it (split on white space; no shell quoting).
+fn run_cairnctl(args: Vec<&str>) {
+    match Command::new("/usr/bin/cairnctl").args(args).status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => println!("cairnctl ended ({status})"),
+        Err(error) => println!("cannot start /usr/bin/cairnctl: {error}"),
     }
 }
 

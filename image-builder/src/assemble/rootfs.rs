@@ -14,12 +14,49 @@ use super::modules::{ModInfo, ModuleError, ModuleIndex, Selection, installed_pat
 /// Debian tools the appliance runs, by file name; found under the usual bin directories of
 /// the extracted packages and installed at the same path.
 pub const TOOLS: &[&str] = &[
-    "busybox",    // the emergency and admin shell, and the small utilities it brings
-    "mke2fs",     // formats the blank config partition on first boot
-    "e2fsck",     // checks the config partition before it is mounted
-    "mkfs.btrfs", // creates volumes
-    "btrfs",      // manages volumes, devices, scrub and balance
+    "busybox",     // the emergency and admin shell, and the small utilities it brings
+    "mke2fs",      // formats the blank config partition on first boot
+    "e2fsck",      // checks the config partition before it is mounted
+    "mkfs.btrfs",  // creates volumes
+    "btrfs",       // manages volumes, devices, scrub and balance
+    "dbus-daemon", // the system bus broker hostd's API is on (config: DBUS_SYSTEM_CONF)
+    "dbus-send",   // a stock bus client: introspect and call hostd from the console
 ];
+
+/// Where the broker's configuration goes; init starts `dbus-daemon` with it.
+pub const DBUS_SYSTEM_CONF_PATH: &str = "etc/cairn/dbus-system.conf";
+
+/// The system bus: a socket under /run, EXTERNAL (uid) authentication only, and access that is
+/// root-only by policy: only uid 0 may connect, own names and send. No `<user>`: the image has
+/// no messagebus user, so the broker stays root like every other service. No service
+/// directories: nothing is bus-activated.
+pub const DBUS_SYSTEM_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<!-- Written by the Cairn image builder: the appliance's system bus, root-only by policy. -->
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <deny user="*"/>
+    <allow user="root"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+  </policy>
+  <policy user="root">
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+  </policy>
+  <limit name="max_completed_connections">64</limit>
+</busconfig>
+"#;
 
 /// busybox applets linked into /usr/bin: what an admin in `shell` and the tests expect.
 pub const BUSYBOX_APPLETS: &[&str] = &[
@@ -58,6 +95,7 @@ pub struct OwnBinaries<'a> {
     pub init: &'a Path,
     pub hostd: &'a Path,
     pub console: &'a Path,
+    pub cairnctl: &'a Path,
     pub cloud_hypervisor: Option<&'a Path>,
     pub hypervisor_fw: Option<&'a Path>,
 }
@@ -192,6 +230,7 @@ pub fn assemble(root: &Path, inputs: &RootInputs) -> Result<usize, RootfsError> 
         (own.init, "init", "init"),
         (own.hostd, "usr/bin/hostd", "hostd"),
         (own.console, "usr/bin/cairn-console", "cairn-console"),
+        (own.cairnctl, "usr/bin/cairnctl", "cairnctl"),
     ] {
         elf::require_static(source, label)?;
         install_file(source, &root.join(target), true)?;
@@ -389,6 +428,7 @@ fn write_etc(root: &Path, inputs: &RootInputs) -> Result<(), RootfsError> {
     write_text(&root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
     write_text(&root.join("etc/group"), "root:x:0:\n")?;
     write_text(&root.join("etc/hostname"), "cairn\n")?;
+    write_text(&root.join(DBUS_SYSTEM_CONF_PATH), DBUS_SYSTEM_CONF)?;
     write_text(
         &root.join("etc/os-release"),
         &format!(
@@ -440,6 +480,18 @@ mod tests {
             resolve_in_root(&root, &root.join("escape")),
             Err(RootfsError::BadSymlink { .. })
         ));
+    }
+
+    #[test]
+    fn bus_config_is_root_only_without_a_user_switch() {
+        let conf = DBUS_SYSTEM_CONF;
+        assert!(conf.contains("<listen>unix:path=/run/dbus/system_bus_socket</listen>"));
+        assert!(conf.contains("<auth>EXTERNAL</auth>"));
+        assert!(!conf.contains("<user>"), "the image has no messagebus user");
+        let deny_all = conf.find(r#"<deny user="*"/>"#).expect("everyone denied");
+        let allow_root = conf.find(r#"<allow user="root"/>"#).expect("root allowed");
+        assert!(deny_all < allow_root, "the later rule wins");
+        assert!(!conf.contains("servicedir"), "nothing is bus-activated");
     }
 
     #[test]

@@ -1,0 +1,199 @@
+//! hostd's API in the real image: the system bus broker, `org.cairn.Host1` and cairnctl.
+//!
+//! Behind the `vm-tests` feature like `boot.rs` (`make test` runs them after `make image`).
+//! Documents are written with one-line `printf`s: the harness's shell commands are single
+//! lines.
+#![cfg(feature = "vm-tests")]
+
+use anyhow::{Context, Result, ensure};
+use qemu_tests::appliance::random_token;
+use qemu_tests::{Appliance, Image, Launch, contract, timeouts};
+
+const BOARD: &str = "qemu-x86_64";
+
+/// The exact path-level message hostd gives for the wrong bond mode in [`bad_document`].
+const LACP2_LINE: &str = r#"network.bonds[0].mode: unknown mode "lacp2" (expected one of: 802.3ad, active-backup, balance-alb)"#;
+
+fn boot(name: &str) -> Result<Appliance> {
+    let image = Image::from_env()?;
+    let mut app = Appliance::launch(&image, Launch::direct_kernel(name, BOARD))?;
+    app.wait_ready(timeouts::ready_direct())?;
+    Ok(app)
+}
+
+/// A shell command writing `lines` to `path`, one `printf` argument per line.
+fn write_file(path: &str, lines: &[&str]) -> String {
+    let quoted: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            assert!(!line.contains('\''), "no single quotes in test documents");
+            format!("'{line}'")
+        })
+        .collect();
+    format!("printf '%s\\n' {} > {path}", quoted.join(" "))
+}
+
+fn good_document(hostname: &str) -> Vec<String> {
+    vec![
+        "version = 1".into(),
+        format!("hostname = \"{hostname}\""),
+        "[[network.bonds]]".into(),
+        "name = \"bond0\"".into(),
+        "mode = \"active-backup\"".into(),
+        "members = [\"lan1\", \"lan2\"]".into(),
+    ]
+}
+
+fn bad_document() -> Vec<String> {
+    good_document("nas1")
+        .into_iter()
+        .map(|line| line.replace("active-backup", "lacp2"))
+        .collect()
+}
+
+fn write_document(app: &mut Appliance, path: &str, lines: &[String]) -> Result<()> {
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    app.shell(&write_file(path, &lines))?;
+    Ok(())
+}
+
+/// The JSON a `cairnctl --json` command printed: its last line starting with `{`. hostd logs
+/// to the same console, so its lines can land among the command's output.
+fn json_output(text: &str) -> Result<serde_json::Value> {
+    let line = text
+        .lines()
+        .rev()
+        .find(|line| line.starts_with('{'))
+        .with_context(|| format!("no JSON line in {text:?}"))?;
+    serde_json::from_str(line).with_context(|| format!("not JSON: {line:?}"))
+}
+
+/// `cairnctl --json config show`, parsed: (generation, TOML).
+fn config_show(app: &mut Appliance) -> Result<(u64, String)> {
+    let value = json_output(&app.shell("cairnctl --json config show")?)?;
+    let generation = value["generation"]
+        .as_u64()
+        .with_context(|| format!("no generation in {value}"))?;
+    let toml = value["toml"]
+        .as_str()
+        .with_context(|| format!("no toml in {value}"))?;
+    Ok((generation, toml.to_owned()))
+}
+
+/// Proves a valid document applied with cairnctl is shown back and survives a reboot under the same generation.
+#[test]
+fn applied_document_is_shown_and_survives_reboot() -> Result<()> {
+    let mut app = boot("api-apply")?;
+    let hostname = format!("nas-{}", &random_token()[..8]);
+    write_document(&mut app, "/tmp/good.toml", &good_document(&hostname))?;
+    let applied = json_output(&app.shell("cairnctl --json config apply /tmp/good.toml")?)?;
+    let generation = applied["generation"].as_u64().context("no generation")?;
+    ensure!(generation >= 1, "apply returned generation {generation}");
+
+    let (shown_generation, shown) = config_show(&mut app)?;
+    ensure!(
+        shown_generation == generation,
+        "show: generation {shown_generation}, apply said {generation}"
+    );
+    ensure!(
+        shown.contains(&format!("hostname = \"{hostname}\""))
+            && shown.contains("mode = \"active-backup\""),
+        "config show does not return the applied document: {shown:?}"
+    );
+
+    app.shell("sync")?;
+    app.console_command("reboot")?;
+    let console = app.console();
+    console.wait_for_line("cairn-init: rebooting", timeouts::shutdown())?;
+    console.wait_for_line(contract::config_mounted_regex(), timeouts::ready_direct())?;
+    app.wait_ready(timeouts::ready_direct())?;
+    let after = config_show(&mut app)?;
+    ensure!(
+        after == (generation, shown.clone()),
+        "after reboot config show gives {after:?}, before it gave {:?}",
+        (generation, shown)
+    );
+    app.finish();
+    Ok(())
+}
+
+/// Proves an invalid document is refused with exit code 2 and the exact path-level message, and changes nothing.
+#[test]
+fn invalid_document_is_refused_with_its_path_level_message() -> Result<()> {
+    let mut app = boot("api-invalid")?;
+    let before = config_show(&mut app)?;
+    write_document(&mut app, "/tmp/bad.toml", &bad_document())?;
+    let refused = app.shell_status("cairnctl config apply /tmp/bad.toml")?;
+    ensure!(
+        refused.status == 2,
+        "cairnctl exited with {} (expected 2): {:?}",
+        refused.status,
+        refused.output
+    );
+    ensure!(
+        refused.output.lines().any(|line| line.trim() == LACP2_LINE),
+        "the refusal lacks the line {LACP2_LINE:?}: {:?}",
+        refused.output
+    );
+    let after = config_show(&mut app)?;
+    ensure!(
+        after == before,
+        "config show changed: {before:?} -> {after:?}"
+    );
+    app.finish();
+    Ok(())
+}
+
+/// Proves `cairnctl --json status` prints JSON naming the board, and the console passes `cairnctl` through.
+#[test]
+fn json_status_names_the_board() -> Result<()> {
+    let mut app = boot("api-status")?;
+    let status = json_output(&app.shell("cairnctl --json status")?)?;
+    ensure!(
+        status["board"] == BOARD,
+        "status names board {}",
+        status["board"]
+    );
+    ensure!(status["persistence"] == true, "no persistence: {status}");
+    ensure!(
+        status["uptime_seconds"].as_f64().is_some_and(|s| s > 0.0),
+        "{status}"
+    );
+
+    app.console_command("cairnctl status")?;
+    app.console().wait_for_line(
+        format!("board:        {BOARD}").as_str(),
+        timeouts::console(),
+    )?;
+    app.finish();
+    Ok(())
+}
+
+/// Proves `dbus-send` introspection of /org/cairn/Host1 shows the org.cairn.Host1 interface and its methods.
+#[test]
+fn introspection_shows_the_interface_and_its_methods() -> Result<()> {
+    let mut app = boot("api-introspect")?;
+    let xml = app.shell(
+        "dbus-send --system --print-reply --dest=org.cairn.Host1 /org/cairn/Host1 org.freedesktop.DBus.Introspectable.Introspect",
+    )?;
+    ensure!(
+        xml.contains(r#"<interface name="org.cairn.Host1">"#),
+        "no org.cairn.Host1 interface in {xml:?}"
+    );
+    for method in [
+        "Status",
+        "Board",
+        "ConfigShow",
+        "ConfigPlan",
+        "ConfigApply",
+        "ConfigHistory",
+        "ConfigRollback",
+    ] {
+        ensure!(
+            xml.contains(&format!(r#"<method name="{method}">"#)),
+            "method {method} missing from {xml:?}"
+        );
+    }
+    app.finish();
+    Ok(())
+}
