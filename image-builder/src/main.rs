@@ -128,80 +128,67 @@ fn run(cli: Cli) -> Result<(), BuildError> {
             );
             Ok(())
         }
-        Command::Build(arguments) => {
-            let BuildArgs {
-                out,
-                work,
-                cache,
-                lock,
-                init,
-                hostd,
-                console,
-                cairnctl,
-                cloud_hypervisor,
-                hypervisor_fw,
-                zstd_level,
-                source_date_epoch,
-                image_version,
-                kernel_command_line,
-            } = *arguments;
-            for (what, path) in [
-                ("init binary", &init),
-                ("hostd binary", &hostd),
-                ("console binary", &console),
-                ("cairnctl binary", &cairnctl),
-            ] {
-                if !path.exists() {
-                    return Err(BuildError::InputMissing {
-                        what,
-                        path: path.clone(),
-                        hint: "build the workspace first (`make image` does)",
-                    });
-                }
-            }
-            let cloud_hypervisor = optional_input(cloud_hypervisor, "cloud-hypervisor")?;
-            let hypervisor_fw = optional_input(hypervisor_fw, "hypervisor firmware")?;
-            if cloud_hypervisor.is_none() || hypervisor_fw.is_none() {
-                eprintln!(
-                    "note: building without {}: guests cannot run on this image. Set CAIRN_CLOUD_HYPERVISOR and CAIRN_HYPERVISOR_FW to include them.",
-                    match (cloud_hypervisor.is_none(), hypervisor_fw.is_none()) {
-                        (true, true) => "cloud-hypervisor and rust-hypervisor-firmware",
-                        (true, false) => "cloud-hypervisor",
-                        _ => "rust-hypervisor-firmware",
-                    }
-                );
-            }
-            let manifest = pipeline::build(&pipeline::BuildOptions {
-                out_dir: out.clone(),
-                work_dir: work,
-                cache_dir: cache.unwrap_or_else(default_cache_dir),
-                lock_path: lock.unwrap_or_else(debian::lock_path),
-                init,
-                hostd,
-                console,
-                cairnctl,
-                cloud_hypervisor,
-                hypervisor_fw,
-                zstd_level,
-                source_date_epoch,
-                version: image_version,
-                kernel_command_line,
-            })?;
-            eprintln!(
-                "image ready in {}: kernel {} ({:.1} MiB), initramfs {:.1} MiB ({:.1} MiB unpacked, {} modules), disk {:.0} MiB ({:.1} MiB allocated); {:.1} s",
-                out.display(),
-                manifest.kernel_version,
-                mib(manifest.vmlinuz_bytes),
-                mib(manifest.initramfs_bytes),
-                mib(manifest.initramfs_uncompressed_bytes),
-                manifest.modules_kept,
-                mib(manifest.disk_bytes),
-                mib(manifest.disk_allocated_bytes),
-                manifest.build_seconds
-            );
-            Ok(())
+        Command::Build(arguments) => build_image(*arguments),
+    }
+}
+
+/// `image-builder build`: checks the inputs, says what is left out, builds, reports.
+fn build_image(arguments: BuildArgs) -> Result<(), BuildError> {
+    for (what, path) in [
+        ("init binary", &arguments.init),
+        ("hostd binary", &arguments.hostd),
+        ("console binary", &arguments.console),
+        ("cairnctl binary", &arguments.cairnctl),
+    ] {
+        if !path.exists() {
+            return Err(BuildError::InputMissing {
+                what,
+                path: path.clone(),
+                hint: "build the workspace first (`make image` does)",
+            });
         }
     }
+    let cloud_hypervisor = optional_input(arguments.cloud_hypervisor, "cloud-hypervisor")?;
+    let hypervisor_fw = optional_input(arguments.hypervisor_fw, "hypervisor firmware")?;
+    if cloud_hypervisor.is_none() || hypervisor_fw.is_none() {
+        eprintln!(
+            "note: building without {}: guests cannot run on this image. Set CAIRN_CLOUD_HYPERVISOR and CAIRN_HYPERVISOR_FW to include them.",
+            match (cloud_hypervisor.is_none(), hypervisor_fw.is_none()) {
+                (true, true) => "cloud-hypervisor and rust-hypervisor-firmware",
+                (true, false) => "cloud-hypervisor",
+                _ => "rust-hypervisor-firmware",
+            }
+        );
+    }
+    let manifest = pipeline::build(&pipeline::BuildOptions {
+        out_dir: arguments.out.clone(),
+        work_dir: arguments.work,
+        cache_dir: arguments.cache.unwrap_or_else(default_cache_dir),
+        lock_path: arguments.lock.unwrap_or_else(debian::lock_path),
+        init: arguments.init,
+        hostd: arguments.hostd,
+        console: arguments.console,
+        cairnctl: arguments.cairnctl,
+        cloud_hypervisor,
+        hypervisor_fw,
+        zstd_level: arguments.zstd_level,
+        source_date_epoch: arguments.source_date_epoch,
+        version: arguments.image_version,
+        kernel_command_line: arguments.kernel_command_line,
+    })?;
+    eprintln!(
+        "image ready in {}: kernel {} ({:.1} MiB), initramfs {:.1} MiB ({:.1} MiB unpacked, {} modules), disk {:.0} MiB ({:.1} MiB allocated); {:.1} s",
+        arguments.out.display(),
+        manifest.kernel_version,
+        mib(manifest.vmlinuz_bytes),
+        mib(manifest.initramfs_bytes),
+        mib(manifest.initramfs_uncompressed_bytes),
+        manifest.modules_kept,
+        mib(manifest.disk_bytes),
+        mib(manifest.disk_allocated_bytes),
+        manifest.build_seconds
+    );
+    Ok(())
 }
 
 fn mib(bytes: u64) -> f64 {
