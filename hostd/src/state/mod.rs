@@ -170,13 +170,7 @@ impl Declared {
     fn from_document(doc: &document::Document) -> Self {
         let mut declared = Self::default();
         for bond in &doc.network.bonds {
-            declared.bonds.insert(bond.name.clone());
-            for member in &bond.members {
-                declared
-                    .bond_of_port
-                    .entry(member.clone())
-                    .or_insert_with(|| bond.name.clone());
-            }
+            declared.add_bond(&bond.name, bond.members.iter().map(String::as_str));
         }
         for vswitch in &doc.network.vswitches {
             declared.vswitches.insert(vswitch.name.clone());
@@ -195,13 +189,7 @@ impl Declared {
     fn from_state(state: &DesiredState) -> Self {
         let mut declared = Self::default();
         for bond in &state.network.bonds {
-            declared.bonds.insert(bond.name.to_string());
-            for member in &bond.members {
-                declared
-                    .bond_of_port
-                    .entry(member.to_string())
-                    .or_insert_with(|| bond.name.to_string());
-            }
+            declared.add_bond(bond.name.as_str(), bond.members.iter().map(|m| m.as_str()));
         }
         for vswitch in &state.network.vswitches {
             declared.vswitches.insert(vswitch.name.to_string());
@@ -213,5 +201,15 @@ impl Declared {
             declared.volumes.insert(volume.name.to_string());
         }
         declared
+    }
+
+    /// The one place the rule lives: a port listed by several bonds belongs to the first.
+    fn add_bond<'a>(&mut self, name: &str, members: impl Iterator<Item = &'a str>) {
+        self.bonds.insert(name.to_owned());
+        for member in members {
+            self.bond_of_port
+                .entry(member.to_owned())
+                .or_insert_with(|| name.to_owned());
+        }
     }
 }
