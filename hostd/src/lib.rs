@@ -8,15 +8,22 @@
 //!   with an apply driver that undoes what it did when a step fails.
 //! - [`log_ring`] and [`log_file`]: where hostd's log records go (memory for the API, a
 //!   size-rotated file on the config partition for the next boot).
-//! - [`api`]: the `org.cairn.Host1` D-Bus interface, the core it calls and the client proxy
+//! - [`reconcile`]: the box as hostd sees and changes it: the observed state, every
+//!   subsystem's actions and planner, and the live executor (the host name so far).
+//! - [`host`]: the decisions behind every API call; applying a document is one transaction
+//!   across the store and the box, reported as a [`jobs::Job`].
+//! - [`api`]: the `org.cairn.Host1` D-Bus interface, its job objects and the client proxies
 //!   `cairnctl` uses.
 //!
 //! The daemon is `main.rs`; `bin/cairnctl.rs` is the command-line client and
 //! `bin/cairn-console.rs` the serial console program.
 
 pub mod api;
+pub mod host;
+pub mod jobs;
 pub mod log_file;
 pub mod log_ring;
 pub mod plan;
+pub mod reconcile;
 pub mod state;
 pub mod store;
