@@ -64,7 +64,7 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
     "sh", "ash", "cat", "cp", "date", "df", "dmesg", "du", "echo", "env", "false", "find", "free",
     "grep", "head", "hexdump", "hostname", "kill", "less", "ln", "ls", "lsmod", "mkdir", "mount",
     "mv", "pidof", "ps", "readlink", "rm", "sed", "seq", "sleep", "stat", "sync", "tail", "test",
-    "top", "touch", "true", "umount", "uname", "usleep", "vi", "wc",
+    "top", "touch", "true", "ts", "umount", "uname", "usleep", "vi", "wc",
 ];
 
 const TOOL_DIRS: [&str; 4] = ["usr/sbin", "usr/bin", "sbin", "bin"];
