@@ -59,7 +59,8 @@ run: image ## Boot the qemu-x86_64 board with its serial console on this termina
 		-kernel $(IMAGE_DIR)/vmlinuz -initrd $(IMAGE_DIR)/initramfs.img \
 		-append "console=ttyS0,115200 cairn.board=$(BOARD) loglevel=4" \
 		-drive file=build/run/disk.qcow2,format=qcow2,if=virtio \
-		-nic none
+		-netdev user,id=lan1 -device virtio-net-pci,netdev=lan1,addr=0x3,speed=10000,duplex=full \
+		-netdev user,id=lan2,restrict=on -device virtio-net-pci,netdev=lan2,addr=0x4,speed=10000,duplex=full
 
 .PHONY: run-uefi
 run-uefi: image ## Boot the flashable disk image under UEFI (OVMF) through systemd-boot

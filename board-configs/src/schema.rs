@@ -384,7 +384,7 @@ fn is_tty_name(text: &str) -> bool {
         && letters.chars().all(|c| c.is_ascii_alphabetic())
 }
 
-fn is_pci_address(text: &str) -> bool {
+pub fn is_pci_address(text: &str) -> bool {
     // domain:bus:device.function, all hex: 0000:00:03.0
     let parts: Vec<&str> = text.split([':', '.']).collect();
     let widths = [4, 2, 2, 1];

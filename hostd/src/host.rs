@@ -19,13 +19,15 @@ mod tests;
 
 use std::time::{Duration, SystemTime};
 
+use board_configs::Lan;
 use serde::{Deserialize, Serialize};
 
 use crate::api::HostError;
 use crate::jobs::Job;
+use crate::network;
 use crate::plan::{self, Executor, describe};
 use crate::reconcile::{self, HostAction, System, SystemError};
-use crate::state::DesiredState;
+use crate::state::{DesiredState, Invalid};
 use crate::store::{Filesystem, Generation, OsFilesystem, StateStore};
 
 /// What `Status()` answers, as JSON.
@@ -61,6 +63,8 @@ pub struct Core<S: System, F: Filesystem = OsFilesystem> {
     store: StateStore<F>,
     system: S,
     board: String,
+    /// The board's LAN ports (the generic board's for an unknown board id).
+    lan: Lan,
     persistent: bool,
     uptime: fn() -> Option<f64>,
     reconcile_error: Option<String>,
@@ -74,10 +78,16 @@ impl<S: System, F: Filesystem> Core<S, F> {
         persistent: bool,
         uptime: fn() -> Option<f64>,
     ) -> Self {
+        let board = board.into();
+        let lan = board_configs::by_id(&board)
+            .unwrap_or_else(board_configs::generic)
+            .lan
+            .clone();
         Self {
             store,
             system,
-            board: board.into(),
+            board,
+            lan,
             persistent,
             uptime,
             reconcile_error: None,
@@ -116,8 +126,9 @@ impl<S: System, F: Filesystem> Core<S, F> {
     /// Validates `text` and says what applying it would change: sections, then actions.
     pub fn plan(&self, text: &str) -> Result<String, HostError> {
         let desired = DesiredState::from_toml(text)?;
+        self.check_board(&desired)?;
         let observed = self.system.observe().map_err(system_error)?;
-        let actions = reconcile::plan(&desired, &observed);
+        let actions = reconcile::plan(&desired, &observed, &self.lan);
         let current = self.current()?;
         Ok(describe_plan(
             current
@@ -137,9 +148,10 @@ impl<S: System, F: Filesystem> Core<S, F> {
     /// progress on `job`. A document equal to the committed one is not committed again.
     pub fn apply(&mut self, desired: &DesiredState, job: &Job) -> Result<Applied, HostError> {
         desired.validate()?;
+        self.check_board(desired)?;
         job.progress(0, "observing the box");
         let observed = self.system.observe().map_err(system_error)?;
-        let actions = reconcile::plan(desired, &observed);
+        let actions = reconcile::plan(desired, &observed, &self.lan);
         let previous = self.current()?;
         // One step for the commit, one per action.
         job.set_total(u32::try_from(actions.len() + 1).unwrap_or(u32::MAX));
@@ -217,7 +229,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
             .system
             .observe()
             .map_err(system_error)
-            .map(|observed| reconcile::plan(&desired, &observed))
+            .map(|observed| reconcile::plan(&desired, &observed, &self.lan))
             .and_then(|actions| {
                 plan::apply(&actions, &mut self.system)
                     .map_err(|failure| HostError::ApplyFailed(crate::api::chain(&failure)))
@@ -265,6 +277,16 @@ impl<S: System, F: Filesystem> Core<S, F> {
             None => self.store.commit(&DesiredState::default())?,
         };
         Ok(Some(back))
+    }
+
+    /// What only the board can tell: the ports a document names exist.
+    pub fn check_board(&self, desired: &DesiredState) -> Result<(), HostError> {
+        let errors = network::board_check::check(&desired.network, &self.lan, &self.board);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Invalid { errors }.into())
+        }
     }
 
     fn current(&self) -> Result<Option<(Generation, DesiredState)>, HostError> {

@@ -23,6 +23,7 @@ pub mod host;
 pub mod jobs;
 pub mod log_file;
 pub mod log_ring;
+pub mod network;
 pub mod plan;
 pub mod reconcile;
 pub mod state;

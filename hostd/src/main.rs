@@ -76,6 +76,8 @@ enum StartError {
     Ready(#[source] ReadyError),
     #[error("Cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    #[error("The start-up reconcile did not finish")]
+    Reconcile(#[source] tokio::task::JoinError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,19 +137,26 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     let mut core = Core::new(store, system, board.clone(), persistent, api::system_uptime);
     // Before serving: after a reboot or a crash mid-apply the box follows the committed
     // document again. A failure is reported in the status, not fatal: the admin needs the
-    // API to fix it.
-    match core.reconcile() {
-        Ok(done) if done.is_empty() => tracing::info!("the box matches the committed document"),
-        Ok(done) => {
-            for action in done {
-                tracing::info!("reconciled: {action}");
+    // API to fix it. On a blocking thread: network actions run their own netlink runtime.
+    let core = tokio::task::spawn_blocking(move || {
+        match core.reconcile() {
+            Ok(done) if done.is_empty() => {
+                tracing::info!("the box matches the committed document");
             }
+            Ok(done) => {
+                for action in done {
+                    tracing::info!("reconciled: {action}");
+                }
+            }
+            Err(error) => tracing::error!(
+                "cannot reconcile the box with the committed document: {}",
+                error.message()
+            ),
         }
-        Err(error) => tracing::error!(
-            "cannot reconcile the box with the committed document: {}",
-            error.message()
-        ),
-    }
+        core
+    })
+    .await
+    .map_err(StartError::Reconcile)?;
     let core = std::sync::Arc::new(tokio::sync::Mutex::new(core));
 
     let connection = connect(BUS_CONNECT_DEADLINE).await?;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use thiserror::Error;
 
-use crate::builder::{Accel, BuildError, Disk, QemuBuilder};
+use crate::builder::{Accel, BuildError, Disk, NetBackend, Nic, QemuBuilder};
 use crate::console::{Console, ConsoleError};
 use crate::contract::{self, ContractError, Ready};
 use crate::fscheck::{self, ConfigFs, FsCheckError};
@@ -153,6 +153,11 @@ impl Appliance {
             builder = builder.memory_mib(mib);
         }
         let disk0 = Disk::qcow2("disk0", &disk);
+        // The qemu-x86_64 board's LAN ports: virtio NICs at PCI slots 3 and 4, reaching
+        // nothing (tests that need a peer wire their own).
+        for (port, slot) in [("lan1", 3), ("lan2", 4)] {
+            builder = builder.nic(Nic::new(port, NetBackend::Isolated).pci_slot(slot));
+        }
         builder = match &launch.boot {
             // No bootindex here: QEMU's linuxboot option ROM holds bootindex 0 with -kernel.
             BootMode::DirectKernel { append } => builder

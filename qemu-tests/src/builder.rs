@@ -179,6 +179,9 @@ pub enum NetBackend {
     SocketListen { addr: String },
     /// QEMU's socket netdev connecting to another QEMU's `SocketListen`.
     SocketConnect { addr: String },
+    /// QEMU's user-mode network with `restrict=on`: a link with carrier that reaches
+    /// nothing outside the guest, for tests that need NICs but no peer.
+    Isolated,
 }
 
 /// A virtio-net NIC. `id` names the device (for `device_del`); QMP `set_link` takes the
@@ -188,6 +191,8 @@ pub struct Nic {
     id: String,
     backend: NetBackend,
     mac: Option<String>,
+    /// PCI slot on the root bus (`addr=0x3`), so the guest sees a fixed PCI address.
+    pci_slot: Option<u8>,
 }
 
 impl Nic {
@@ -196,7 +201,14 @@ impl Nic {
             id: id.into(),
             backend,
             mac: None,
+            pci_slot: None,
         }
+    }
+
+    /// Puts the NIC at `0000:00:<slot>.0`, as board configs with `pci-path` ports expect.
+    pub fn pci_slot(mut self, slot: u8) -> Self {
+        self.pci_slot = Some(slot);
+        self
     }
 
     pub fn mac(mut self, mac: impl Into<String>) -> Self {
@@ -434,6 +446,7 @@ impl QemuBuilder {
                 NetBackend::SocketConnect { addr } => {
                     format!("socket,id={},connect={}", nic.netdev_id(), escape(addr))
                 }
+                NetBackend::Isolated => format!("user,id={},restrict=on", nic.netdev_id()),
             };
             // speed/duplex: without them an 802.3ad bond keeps its slaves down (LAB-FACTS).
             let mut device = format!(
@@ -444,6 +457,9 @@ impl QemuBuilder {
             if let Some(mac) = &nic.mac {
                 check_mac(mac)?;
                 device.push_str(&format!(",mac={mac}"));
+            }
+            if let Some(slot) = nic.pci_slot {
+                device.push_str(&format!(",addr={slot:#x}"));
             }
             push(&["-netdev", &netdev, "-device", &device]);
         }

@@ -20,8 +20,9 @@ impl crate::plan::Executor<HostAction> for NameOnly {
     type Error = SystemError;
 
     fn execute(&mut self, action: &HostAction) -> Result<(), SystemError> {
-        let HostAction::Hostname(set) = action;
-        *self.0.lock().expect("not poisoned") = set.to.clone();
+        if let HostAction::Hostname(set) = action {
+            *self.0.lock().expect("not poisoned") = set.to.clone();
+        }
         Ok(())
     }
 }
@@ -30,6 +31,7 @@ impl System for NameOnly {
     fn observe(&self) -> Result<Observed, SystemError> {
         Ok(Observed {
             hostname: self.0.lock().expect("not poisoned").clone(),
+            network: crate::network::NetObserved::default(),
         })
     }
 }

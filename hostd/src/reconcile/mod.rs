@@ -11,6 +11,9 @@ pub mod hostname;
 use std::fmt;
 use std::path::PathBuf;
 
+use board_configs::Lan;
+
+use crate::network::{self, NetAction, NetError, NetExecutor, NetObserved, NetPaths};
 use crate::plan::{Action, Executor, Undo};
 use crate::state::DesiredState;
 
@@ -18,49 +21,61 @@ use crate::state::DesiredState;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
     pub hostname: String,
+    pub network: NetObserved,
 }
 
 /// One step on the live system, of any subsystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostAction {
     Hostname(hostname::SetHostname),
+    Network(NetAction),
 }
 
 impl fmt::Display for HostAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Hostname(action) => action.fmt(f),
+            Self::Network(action) => action.fmt(f),
         }
+    }
+}
+
+fn wrap<A>(undo: Undo<A>, into: fn(A) -> HostAction) -> Undo<HostAction> {
+    match undo {
+        Undo::Run(action) => Undo::Run(into(action)),
+        Undo::Nothing => Undo::Nothing,
+        Undo::Impossible(why) => Undo::Impossible(why),
     }
 }
 
 impl Action for HostAction {
     fn undo(&self) -> Undo<Self> {
         match self {
-            Self::Hostname(action) => match action.undo() {
-                Undo::Run(undo) => Undo::Run(Self::Hostname(undo)),
-                Undo::Nothing => Undo::Nothing,
-                Undo::Impossible(why) => Undo::Impossible(why),
-            },
+            Self::Hostname(action) => wrap(action.undo(), Self::Hostname),
+            Self::Network(action) => wrap(action.undo(), Self::Network),
         }
     }
 }
 
-/// Pure: every action that takes `observed` to `desired`, in the order they must run.
-pub fn plan(desired: &DesiredState, observed: &Observed) -> Vec<HostAction> {
+/// Pure: every action that takes `observed` to `desired` on a board with these LAN ports,
+/// in the order they must run.
+pub fn plan(desired: &DesiredState, observed: &Observed, lan: &Lan) -> Vec<HostAction> {
     let wanted = hostname::desired(desired.hostname.as_ref());
-    hostname::plan(&wanted, &observed.hostname)
+    let mut actions: Vec<HostAction> = hostname::plan(&wanted, &observed.hostname)
         .map(HostAction::Hostname)
         .into_iter()
-        .collect()
+        .collect();
+    actions.extend(
+        network::plan::plan(&desired.network, lan, &observed.network)
+            .into_iter()
+            .map(HostAction::Network),
+    );
+    actions
 }
 
 /// The document's sections that are recorded but that nothing acts on yet.
 pub fn pending_sections(desired: &DesiredState) -> Vec<&'static str> {
     let mut sections = Vec::new();
-    if !desired.network.is_empty() {
-        sections.push("network");
-    }
     if !desired.storage.is_empty() {
         sections.push("storage");
     }
@@ -84,6 +99,14 @@ pub enum SystemError {
         #[source]
         source: nix::Error,
     },
+    #[error("Cannot read the network links from {}", .path.display())]
+    ObserveNetwork {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Network(#[from] NetError),
 }
 
 /// Observes and changes the box; the seam between reconciling and the kernel.
@@ -92,15 +115,19 @@ pub trait System: Executor<HostAction, Error = SystemError> + Send + std::fmt::D
 }
 
 /// The real box.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LiveSystem {
     pub proc_hostname: PathBuf,
+    pub net_paths: NetPaths,
+    net: NetExecutor,
 }
 
 impl Default for LiveSystem {
     fn default() -> Self {
         Self {
             proc_hostname: PathBuf::from(hostname::PROC_HOSTNAME),
+            net_paths: NetPaths::default(),
+            net: NetExecutor::default(),
         }
     }
 }
@@ -116,6 +143,7 @@ impl Executor<HostAction> for LiveSystem {
                     source,
                 })
             }
+            HostAction::Network(action) => Ok(self.net.execute(action)?),
         }
     }
 }
@@ -128,7 +156,12 @@ impl System for LiveSystem {
                 source,
             }
         })?;
-        Ok(Observed { hostname })
+        let network =
+            network::observe(&self.net_paths).map_err(|source| SystemError::ObserveNetwork {
+                path: self.net_paths.class_net.clone(),
+                source,
+            })?;
+        Ok(Observed { hostname, network })
     }
 }
 
@@ -156,8 +189,9 @@ mod tests {
     fn an_empty_document_on_a_fresh_box_needs_nothing() {
         let observed = Observed {
             hostname: hostname::DEFAULT_HOSTNAME.into(),
+            network: NetObserved::default(),
         };
-        assert!(plan(&DesiredState::default(), &observed).is_empty());
+        assert!(plan(&DesiredState::default(), &observed, &no_ports()).is_empty());
         assert!(pending_sections(&DesiredState::default()).is_empty());
     }
 
@@ -167,8 +201,9 @@ mod tests {
             .expect("a valid document");
         let observed = Observed {
             hostname: "cairn".into(),
+            network: NetObserved::default(),
         };
-        let actions = plan(&desired, &observed);
+        let actions = plan(&desired, &observed, &no_ports());
         assert_eq!(
             actions,
             vec![HostAction::Hostname(hostname::SetHostname {
@@ -185,12 +220,35 @@ mod tests {
         );
     }
 
+    fn no_ports() -> Lan {
+        Lan {
+            discovery: board_configs::LanDiscovery::MacOrder,
+            ports: Vec::new(),
+        }
+    }
+
     #[test]
-    fn sections_without_an_executor_are_named() {
+    fn network_actions_follow_the_host_name() {
         let desired = DesiredState::from_toml(
-            "version = 1\n[[network.bonds]]\nname = \"bond0\"\nmode = \"active-backup\"\nmembers = [\"lan1\", \"lan2\"]\n",
+            "version = 1\nhostname = \"nas1\"\n[[network.vswitches]]\nname = \"vs0\"\n",
         )
         .expect("a valid document");
-        assert_eq!(pending_sections(&desired), vec!["network"]);
+        let observed = Observed {
+            hostname: "cairn".into(),
+            network: NetObserved::default(),
+        };
+        let texts: Vec<String> = plan(&desired, &observed, &no_ports())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                r#"set the host name from "cairn" to "nas1""#,
+                "create vSwitch vs0",
+                "bring vs0 up"
+            ]
+        );
+        assert!(pending_sections(&desired).is_empty());
     }
 }

@@ -61,10 +61,11 @@ pub const DBUS_SYSTEM_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop
 
 /// busybox applets linked into /usr/bin: what an admin in `shell` and the tests expect.
 pub const BUSYBOX_APPLETS: &[&str] = &[
-    "sh", "ash", "cat", "cp", "date", "df", "dmesg", "du", "echo", "env", "false", "find", "free",
-    "grep", "head", "hexdump", "hostname", "kill", "less", "ln", "ls", "lsmod", "mkdir", "mount",
-    "mv", "pidof", "ps", "readlink", "rm", "sed", "seq", "sleep", "stat", "sync", "tail", "test",
-    "top", "touch", "true", "ts", "umount", "uname", "usleep", "vi", "wc",
+    "sh", "ash", "basename", "cat", "cp", "cut", "date", "df", "dirname", "dmesg", "du", "echo",
+    "env", "false", "find", "free", "grep", "head", "hexdump", "hostname", "kill", "less", "ln",
+    "ls", "lsmod", "mkdir", "mount", "mv", "pidof", "ps", "readlink", "rm", "sed", "seq", "sleep",
+    "sort", "stat", "sync", "tail", "test", "top", "touch", "tr", "true", "ts", "umount", "uname",
+    "usleep", "vi", "wc",
 ];
 
 const TOOL_DIRS: [&str; 4] = ["usr/sbin", "usr/bin", "sbin", "bin"];

@@ -1,0 +1,213 @@
+//! Carries out [`NetAction`]s through rtnetlink: every message is built as a value
+//! (`LinkBond::new(..).mode(..).build()`) and sent here, nowhere else.
+//!
+//! hostd's planner and executor are synchronous (they run on a blocking thread during an
+//! apply), rtnetlink is async: the executor keeps a small current-thread runtime of its own
+//! and opens one netlink connection per action, which costs microseconds and leaves nothing
+//! to go stale between applies.
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{BondMode as NlBondMode, LinkFlags, LinkMessage};
+use rtnetlink::{Handle, LinkBond, LinkBridge, LinkUnspec, LinkVlan};
+
+use super::plan::NetAction;
+use crate::state::BondMode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("Cannot start the netlink runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("Cannot open a netlink socket")]
+    Connect(#[source] std::io::Error),
+    #[error("There is no network interface named {0:?}")]
+    NoSuchLink(String),
+    #[error("The kernel refused to {action}")]
+    Netlink {
+        action: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+}
+
+#[derive(Debug, Default)]
+pub struct NetExecutor {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl NetExecutor {
+    pub fn execute(&mut self, action: &NetAction) -> Result<(), NetError> {
+        if self.runtime.is_none() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .map_err(NetError::Runtime)?;
+            self.runtime = Some(runtime);
+        }
+        let runtime = self.runtime.as_ref().expect("set just above");
+        runtime.block_on(async {
+            let (connection, handle, _) = rtnetlink::new_connection().map_err(NetError::Connect)?;
+            let task = tokio::spawn(connection);
+            let result = run(&handle, action).await;
+            task.abort();
+            result
+        })
+    }
+}
+
+fn netlink(action: &NetAction) -> impl Fn(rtnetlink::Error) -> NetError + '_ {
+    move |source| NetError::Netlink {
+        action: action.to_string(),
+        source,
+    }
+}
+
+async fn link(handle: &Handle, name: &str) -> Result<LinkMessage, NetError> {
+    let found = handle
+        .link()
+        .get()
+        .match_name(name.to_string())
+        .execute()
+        .try_next()
+        .await;
+    match found {
+        Ok(Some(message)) => Ok(message),
+        // The kernel answers ENODEV for an unknown name.
+        Ok(None) | Err(_) => Err(NetError::NoSuchLink(name.to_string())),
+    }
+}
+
+async fn index(handle: &Handle, name: &str) -> Result<u32, NetError> {
+    Ok(link(handle, name).await?.header.index)
+}
+
+fn nl_mode(mode: BondMode) -> NlBondMode {
+    match mode {
+        BondMode::Lacp => NlBondMode::Ieee8023Ad,
+        BondMode::ActiveBackup => NlBondMode::ActiveBackup,
+        BondMode::BalanceAlb => NlBondMode::BalanceAlb,
+    }
+}
+
+async fn set_up(handle: &Handle, name: &str, up: bool, action: &NetAction) -> Result<(), NetError> {
+    let builder = LinkUnspec::new_with_name(name);
+    let message = if up { builder.up() } else { builder.down() }.build();
+    handle
+        .link()
+        .change(message)
+        .execute()
+        .await
+        .map_err(netlink(action))
+}
+
+async fn run(handle: &Handle, action: &NetAction) -> Result<(), NetError> {
+    let failed = netlink(action);
+    match action {
+        NetAction::Rename { from, to } => {
+            // The kernel renames only a link that is down.
+            let current = link(handle, from).await?;
+            let was_up = current.header.flags.contains(LinkFlags::Up);
+            if was_up {
+                set_up(handle, from, false, action).await?;
+            }
+            let message = LinkUnspec::new_with_index(current.header.index)
+                .name(to.clone())
+                .build();
+            handle
+                .link()
+                .change(message)
+                .execute()
+                .await
+                .map_err(&failed)?;
+            if was_up {
+                set_up(handle, to, true, action).await?;
+            }
+            Ok(())
+        }
+        NetAction::CreateBond {
+            name,
+            mode,
+            miimon_ms,
+        } => {
+            let message = LinkBond::new(name)
+                .mode(nl_mode(*mode))
+                .miimon(*miimon_ms)
+                .build();
+            handle.link().add(message).execute().await.map_err(failed)
+        }
+        NetAction::SetMiimon { bond, to, .. } => {
+            let message = LinkBond::new(bond).miimon(*to).build();
+            handle
+                .link()
+                .change(message)
+                .execute()
+                .await
+                .map_err(failed)
+        }
+        NetAction::SetPrimary { bond, to, .. } => {
+            // Index 0 clears the primary.
+            let port = match to {
+                Some(port) => index(handle, port).await?,
+                None => 0,
+            };
+            let message = LinkBond::new(bond).primary(port).build();
+            handle
+                .link()
+                .change(message)
+                .execute()
+                .await
+                .map_err(failed)
+        }
+        NetAction::CreateBridge { name } => handle
+            .link()
+            .add(LinkBridge::new(name).build())
+            .execute()
+            .await
+            .map_err(failed),
+        NetAction::CreateVlan { parent, id } => {
+            let parent_index = index(handle, parent).await?;
+            let message = LinkVlan::new(&format!("{parent}.{id}"), parent_index, *id).build();
+            handle.link().add(message).execute().await.map_err(failed)
+        }
+        NetAction::DeleteBond { name, .. } | NetAction::DeleteBridge { name } => {
+            let index = index(handle, name).await?;
+            handle.link().del(index).execute().await.map_err(failed)
+        }
+        NetAction::DeleteVlan { parent, id } => {
+            let index = index(handle, &format!("{parent}.{id}")).await?;
+            handle.link().del(index).execute().await.map_err(failed)
+        }
+        NetAction::Enslave { port, controller } => {
+            // A bond takes only a port that is down; it is brought back up after.
+            let current = link(handle, port).await?;
+            let was_up = current.header.flags.contains(LinkFlags::Up);
+            let controller_index = index(handle, controller).await?;
+            if was_up {
+                set_up(handle, port, false, action).await?;
+            }
+            let message = LinkUnspec::new_with_name(port)
+                .controller(controller_index)
+                .build();
+            let result = handle
+                .link()
+                .change(message)
+                .execute()
+                .await
+                .map_err(&failed);
+            if was_up {
+                set_up(handle, port, true, action).await?;
+            }
+            result
+        }
+        NetAction::Release { port, .. } => {
+            let message = LinkUnspec::new_with_name(port).nocontroller().build();
+            handle
+                .link()
+                .change(message)
+                .execute()
+                .await
+                .map_err(failed)
+        }
+        NetAction::SetUp { name } => set_up(handle, name, true, action).await,
+        NetAction::SetDown { name } => set_up(handle, name, false, action).await,
+    }
+}

@@ -1,0 +1,166 @@
+//! Networking inside the real image, without a peer: the board's NICs get their port names,
+//! and bonds, vSwitches and VLANs follow the desired state through rtnetlink, across a
+//! reboot. What needs a peer on the wire (LACP, failover, DHCP, VLAN isolation) is not here.
+//!
+//! Behind the `vm-tests` feature like the other image tests.
+#![cfg(feature = "vm-tests")]
+
+use anyhow::{Result, ensure};
+use qemu_tests::{Appliance, Image, Launch, contract, timeouts};
+
+const BOARD: &str = "qemu-x86_64";
+
+fn write_document(app: &mut Appliance, path: &str, lines: &[&str]) -> Result<()> {
+    let quoted: Vec<String> = lines.iter().map(|line| format!("'{line}'")).collect();
+    app.shell(&format!("printf '%s\\n' {} > {path}", quoted.join(" ")))?;
+    Ok(())
+}
+
+const BONDED: &[&str] = &[
+    "version = 1",
+    "[[network.bonds]]",
+    "name = \"bond0\"",
+    "mode = \"active-backup\"",
+    "members = [\"lan1\", \"lan2\"]",
+    "primary = \"lan2\"",
+    "miimon_ms = 50",
+    "[[network.vswitches]]",
+    "name = \"vs0\"",
+    "uplink = \"bond0\"",
+    "[[network.vlans]]",
+    "parent = \"bond0\"",
+    "id = 42",
+];
+
+/// One line per fact the kernel shows about the bonded stack, from sysfs and procfs.
+const STACK_FACTS: &str = "for f in mode slaves primary miimon; do echo \"bond0 $f: $(cat /sys/class/net/bond0/bonding/$f)\"; done; \
+echo \"bond0 master: $(basename $(readlink /sys/class/net/bond0/master))\"; \
+echo \"vs0 bridge: $(test -d /sys/class/net/vs0/bridge && echo yes)\"; \
+echo \"vlan: $(grep '^bond0.42 ' /proc/net/vlan/config | tr -s ' ')\"; \
+for i in lan1 lan2 bond0 vs0 bond0.42; do echo \"$i flags: $(cat /sys/class/net/$i/flags)\"; done";
+
+fn check_bonded_stack(app: &mut Appliance, when: &str) -> Result<()> {
+    let facts = app.shell(STACK_FACTS)?;
+    for expected in [
+        "bond0 mode: active-backup 1",
+        "bond0 slaves: lan1 lan2",
+        "bond0 primary: lan2",
+        "bond0 miimon: 50",
+        "bond0 master: vs0",
+        "vs0 bridge: yes",
+        "vlan: bond0.42 | 42 | bond0",
+    ] {
+        ensure!(
+            facts.lines().any(|line| line.trim() == expected),
+            "{when}: {expected:?} missing from the kernel's view:\n{facts}"
+        );
+    }
+    for line in facts.lines().filter(|line| line.contains(" flags: ")) {
+        let flags = line.rsplit(' ').next().unwrap_or_default();
+        let value = u32::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap_or(0);
+        ensure!(value & 1 == 1, "{when}: not up: {line}");
+    }
+    Ok(())
+}
+
+/// Proves the NICs get their board port names, a bonded vSwitch with a VLAN is built from the document and rebuilt after a reboot, a new bond mode rebuilds the bond, an unknown port is refused, and an empty network section removes it all.
+#[test]
+fn bonds_vswitches_and_vlans_follow_the_document() -> Result<()> {
+    let image = Image::from_env()?;
+    let mut app = Appliance::launch(&image, Launch::direct_kernel("net-stack", BOARD))?;
+    app.wait_ready(timeouts::ready_direct())?;
+
+    // Port names by PCI address; the bond the bonding module makes on load is gone.
+    let names = app.shell("for i in /sys/class/net/*; do echo \"$(basename $i) $(basename $(readlink -f $i/device/..))\"; done")?;
+    for expected in ["lan1 0000:00:03.0", "lan2 0000:00:04.0"] {
+        ensure!(
+            names.lines().any(|l| l.trim() == expected),
+            "{expected:?} not in {names:?}"
+        );
+    }
+    ensure!(
+        !names.contains("bond0"),
+        "an undeclared bond0 is left: {names:?}"
+    );
+
+    write_document(&mut app, "/tmp/bonded.toml", BONDED)?;
+    let applied = app.shell("cairnctl config apply /tmp/bonded.toml")?;
+    ensure!(applied.contains("done: create bond bond0"), "{applied}");
+    check_bonded_stack(&mut app, "after apply")?;
+    let plan = app.shell("cairnctl config plan /tmp/bonded.toml")?;
+    ensure!(
+        plan.contains("No changes"),
+        "an applied document still plans changes: {plan}"
+    );
+
+    app.shell("sync")?;
+    app.console_command("reboot")?;
+    app.console()
+        .wait_for_line("cairn-init: rebooting", timeouts::shutdown())?;
+    app.console()
+        .wait_for_line(contract::config_mounted_regex(), timeouts::ready_direct())?;
+    app.wait_ready(timeouts::ready_direct())?;
+    check_bonded_stack(&mut app, "after reboot")?;
+
+    // A port the board does not have: refused with the board's ports, nothing changes.
+    let bad: Vec<&str> = BONDED
+        .iter()
+        .map(|line| {
+            if line.starts_with("members") {
+                "members = [\"lan2\", \"lan3\"]"
+            } else {
+                line
+            }
+        })
+        .collect();
+    write_document(&mut app, "/tmp/bad.toml", &bad)?;
+    let refused = app.shell_status("cairnctl config apply /tmp/bad.toml")?;
+    ensure!(
+        refused.status == 2,
+        "exit {} for an unknown port: {}",
+        refused.status,
+        refused.output
+    );
+    ensure!(
+        refused.output.contains(r#"network.bonds[0].members[1]: port "lan3" does not exist on board qemu-x86_64 (it has lan1, lan2)"#),
+        "{}",
+        refused.output
+    );
+    check_bonded_stack(&mut app, "after a refused document")?;
+
+    let lacp: Vec<&str> = BONDED
+        .iter()
+        .filter(|line| !line.starts_with("primary"))
+        .map(|line| {
+            if line.contains("active-backup") {
+                "mode = \"802.3ad\""
+            } else {
+                line
+            }
+        })
+        .collect();
+    write_document(&mut app, "/tmp/lacp.toml", &lacp)?;
+    app.shell("cairnctl config apply /tmp/lacp.toml")?;
+    let mode = app.shell("cat /sys/class/net/bond0/bonding/mode /sys/class/net/bond0/bonding/slaves; basename $(readlink /sys/class/net/bond0/master)")?;
+    ensure!(
+        mode.contains("802.3ad 4") && mode.contains("lan1 lan2") && mode.contains("vs0"),
+        "the bond was not rebuilt in 802.3ad with its members and uplink: {mode}"
+    );
+
+    write_document(&mut app, "/tmp/empty.toml", &["version = 1"])?;
+    app.shell("cairnctl config apply /tmp/empty.toml")?;
+    let left = app.shell("ls /sys/class/net")?;
+    for gone in ["bond0", "vs0", "bond0.42"] {
+        ensure!(
+            !left.split_whitespace().any(|name| name == gone),
+            "{gone} is left: {left}"
+        );
+    }
+    let lan = app.shell("ls /sys/class/net")?;
+    ensure!(
+        lan.contains("lan1") && lan.contains("lan2"),
+        "ports lost: {lan}"
+    );
+    app.finish();
+    Ok(())
+}
