@@ -275,6 +275,12 @@ impl HostApi {
         self.start_apply(desired, server).await
     }
 
+    /// JSON: the board's ports and the kernel's bonds, vSwitches and VLANs.
+    async fn net_show(&self) -> Result<String, HostError> {
+        let view = self.core.lock().await.net_view()?;
+        Ok(serde_json::to_string(&view).expect("a view is strings, numbers and lists"))
+    }
+
     /// The jobs hostd remembers, oldest first.
     async fn jobs(&self) -> Vec<OwnedObjectPath> {
         self.job_registry()
@@ -327,6 +333,7 @@ pub trait Host1 {
     fn config_apply(&self, toml: &str) -> Result<OwnedObjectPath, HostError>;
     fn config_history(&self) -> Result<Vec<(u64, u64)>, HostError>;
     fn config_rollback(&self, generation: u64) -> Result<OwnedObjectPath, HostError>;
+    fn net_show(&self) -> Result<String, HostError>;
     fn jobs(&self) -> Result<Vec<OwnedObjectPath>, HostError>;
     fn log(&self, since: u64, max: u32) -> Result<(u64, Vec<WireLogRecord>), HostError>;
 }

@@ -139,6 +139,12 @@ impl<S: System, F: Filesystem> Core<S, F> {
         ))
     }
 
+    /// The board's ports and the kernel's bonds, vSwitches and VLANs.
+    pub fn net_view(&self) -> Result<network::view::NetView, HostError> {
+        let observed = self.system.observe().map_err(system_error)?;
+        Ok(network::view::view(&observed.network, &self.lan))
+    }
+
     /// The document of a kept generation, for a rollback (which is an apply of it).
     pub fn generation(&self, generation: u64) -> Result<DesiredState, HostError> {
         Ok(self.store.read_generation(Generation::new(generation))?)
@@ -219,6 +225,24 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 })
             }
         }
+    }
+
+    /// On the very first start (nothing committed, no history): commits the Default VM
+    /// Network as generation 1 and says what it is; `None` on every later start.
+    pub fn first_boot(&mut self) -> Result<Option<String>, HostError> {
+        if self.current()?.is_some() || !self.store.history()?.is_empty() {
+            return Ok(None);
+        }
+        let carriers = self.system.port_carriers(&self.lan).map_err(system_error)?;
+        let network = network::defaults::default_network(&carriers);
+        let description = network::defaults::describe(&network);
+        let document = DesiredState {
+            network,
+            ..DesiredState::default()
+        };
+        let generation = self.store.commit(&document)?;
+        tracing::info!(%generation, "first boot: the Default VM Network is {description}");
+        Ok(Some(description))
     }
 
     /// Takes the box to the committed document (at start-up, after a crash or a reboot).

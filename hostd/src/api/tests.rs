@@ -34,6 +34,17 @@ impl System for NameOnly {
             network: crate::network::NetObserved::default(),
         })
     }
+
+    fn port_carriers(
+        &mut self,
+        lan: &board_configs::Lan,
+    ) -> Result<Vec<(String, bool)>, SystemError> {
+        Ok(lan
+            .ports
+            .iter()
+            .map(|port| (port.name.clone(), true))
+            .collect())
+    }
 }
 
 async fn wait_for_job(

@@ -12,6 +12,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 use hostd::api::{self, Host1Proxy, HostError, Job1Proxy, Status, WireLogRecord};
 use hostd::jobs::{JobSnapshot, JobState};
+use hostd::network::view::{NetView, Section};
 use serde_json::json;
 use zbus::OwnedObjectPath;
 
@@ -44,6 +45,9 @@ enum Command {
     /// The desired state: show, plan, apply, history, rollback.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The network as the box has it: ports, bonds, vSwitches, VLANs.
+    #[command(subcommand)]
+    Net(NetCommand),
     /// Long operations hostd runs: list, show, wait for, cancel.
     #[command(subcommand)]
     Job(JobCommand),
@@ -58,6 +62,32 @@ enum Command {
     },
     /// Print a shell completion script.
     Completions { shell: Shell },
+}
+
+#[derive(Debug, Subcommand)]
+enum NetCommand {
+    /// Everything below.
+    Show,
+    /// The board's LAN ports: link, cable, MAC, PCI address, bond or vSwitch.
+    Port,
+    /// Bonds: mode, link monitoring, primary, members.
+    Bond,
+    /// vSwitches and what is attached to them.
+    Vswitch,
+    /// VLAN interfaces.
+    Vlan,
+}
+
+impl NetCommand {
+    fn section(&self) -> Section {
+        match self {
+            Self::Show => Section::All,
+            Self::Port => Section::Ports,
+            Self::Bond => Section::Bonds,
+            Self::Vswitch => Section::VSwitches,
+            Self::Vlan => Section::Vlans,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -285,6 +315,15 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
                 serde_json::to_string(&applied).expect("an outcome is strings and numbers")
             } else {
                 human_applied(&applied, &format!("rolled back to generation {generation}"))
+            }
+        }
+        Command::Net(command) => {
+            let view: NetView =
+                serde_json::from_str(&host.net_show().await?).map_err(CtlError::BadAnswer)?;
+            if cli.json {
+                view.json(command.section()).to_string()
+            } else {
+                view.render(command.section())
             }
         }
         Command::Job(command) => job_command(&connection, &host, command, cli.json).await?,

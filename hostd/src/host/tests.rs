@@ -98,6 +98,17 @@ impl System for FakeBox {
             network: NetObserved::default(),
         })
     }
+
+    fn port_carriers(
+        &mut self,
+        lan: &board_configs::Lan,
+    ) -> Result<Vec<(String, bool)>, SystemError> {
+        Ok(lan
+            .ports
+            .iter()
+            .map(|port| (port.name.clone(), true))
+            .collect())
+    }
 }
 
 fn core_over(fs: MemoryFs, fake: FakeBox) -> Core<FakeBox, MemoryFs> {
@@ -374,4 +385,29 @@ fn board_is_the_board_config_as_json_and_unknown_boards_are_not_found() {
     let store = StateStore::open_with(MemoryFs::new(), DIR, clock).expect("open");
     let unknown = Core::new(store, FakeBox::default(), "no-such-board", false, || None);
     assert!(matches!(unknown.board(), Err(HostError::NotFound(_))));
+}
+
+#[test]
+fn the_first_boot_commits_the_default_vm_network_once() {
+    let (mut core, _) = core();
+    let made = core
+        .first_boot()
+        .expect("first boot")
+        .expect("a default network");
+    assert_eq!(
+        made,
+        "vSwitch vmnet over active-backup bond bond0 of lan1, lan2"
+    );
+    let (generation, text) = core.show().expect("show");
+    assert_eq!(generation, 1);
+    assert!(text.contains("name = \"vmnet\""), "{text}");
+    assert_eq!(core.first_boot().expect("second start"), None);
+}
+
+#[test]
+fn a_box_with_history_never_gets_the_default_again() {
+    let (mut core, _) = core();
+    apply(&mut core, GOOD).expect("apply");
+    assert_eq!(core.first_boot().expect("start"), None);
+    assert_eq!(core.show().expect("show").0, 1);
 }

@@ -9,9 +9,11 @@
 //! a first boot, safe apply with a grace period, `cairnctl net`, guest tap attachment.
 
 pub mod board_check;
+pub mod defaults;
 pub mod execute;
 pub mod observe;
 pub mod plan;
+pub mod view;
 
 pub use execute::{NetError, NetExecutor};
 pub use observe::{Link, LinkKind, NetObserved, NetPaths, observe};

@@ -39,6 +39,9 @@ pub struct Link {
     /// The bond or bridge it is enslaved to.
     pub controller: Option<String>,
     pub up: bool,
+    /// Whether a cable (or the peer) is there; `None` while the link is down (the kernel
+    /// knows only for a link that is up).
+    pub carrier: Option<bool>,
     pub mac: String,
     /// The factory MAC: a bond rewrites its members' `address`, not this.
     pub permanent_mac: String,
@@ -117,6 +120,7 @@ pub fn observe(paths: &NetPaths) -> std::io::Result<NetObserved> {
             kind,
             controller,
             up: flags & IFF_UP != 0,
+            carrier: read_number(&dir.join("carrier"), 10).map(|value| value == 1),
             permanent_mac: if permanent.is_empty() {
                 mac.clone()
             } else {
@@ -244,6 +248,7 @@ mod tests {
         );
         assert_eq!(eth0.controller.as_deref(), Some("bond0"));
         assert!(eth0.up);
+        assert_eq!(eth0.carrier, None, "no carrier file in the fixture");
         assert_eq!(
             seen.get("bond0").expect("bond0").kind,
             LinkKind::Bond {

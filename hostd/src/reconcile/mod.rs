@@ -112,7 +112,16 @@ pub enum SystemError {
 /// Observes and changes the box; the seam between reconciling and the kernel.
 pub trait System: Executor<HostAction, Error = SystemError> + Send + std::fmt::Debug {
     fn observe(&self) -> Result<Observed, SystemError>;
+
+    /// Gives the board's ports their names, brings them up and says which have a carrier,
+    /// in board order (waiting briefly for links to come up). For the first boot's default
+    /// network, which depends on where the cables are.
+    fn port_carriers(&mut self, lan: &Lan) -> Result<Vec<(String, bool)>, SystemError>;
 }
+
+/// How long a first boot waits for the LAN ports' links before deciding which have cables:
+/// copper autonegotiation takes 1 to 3 s.
+pub const CARRIER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The real box.
 #[derive(Debug)]
@@ -163,6 +172,37 @@ impl System for LiveSystem {
             })?;
         Ok(Observed { hostname, network })
     }
+
+    fn port_carriers(&mut self, lan: &Lan) -> Result<Vec<(String, bool)>, SystemError> {
+        let observed = self.observe()?.network;
+        let assignment = network::plan::port_assignment(lan, &observed);
+        for rename in network::plan::plan_renames(&assignment, &observed) {
+            self.net.execute(&rename)?;
+        }
+        let ports: Vec<String> = assignment.into_iter().map(|(_, port)| port).collect();
+        for port in &ports {
+            self.net.execute(&NetAction::SetUp { name: port.clone() })?;
+        }
+        let deadline = std::time::Instant::now() + CARRIER_WAIT;
+        loop {
+            let seen = self.observe()?.network;
+            let carriers: Vec<(String, bool)> = ports
+                .iter()
+                .map(|port| {
+                    let carrier = seen
+                        .get(port)
+                        .and_then(|link| link.carrier)
+                        .unwrap_or(false);
+                    (port.clone(), carrier)
+                })
+                .collect();
+            if carriers.iter().all(|(_, carrier)| *carrier) || std::time::Instant::now() >= deadline
+            {
+                return Ok(carriers);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
 }
 
 /// hostd holds its system as a trait object, so that the API serves the live box and its
@@ -178,6 +218,10 @@ impl Executor<HostAction> for Box<dyn System> {
 impl System for Box<dyn System> {
     fn observe(&self) -> Result<Observed, SystemError> {
         self.as_ref().observe()
+    }
+
+    fn port_carriers(&mut self, lan: &Lan) -> Result<Vec<(String, bool)>, SystemError> {
+        self.as_mut().port_carriers(lan)
     }
 }
 

@@ -31,6 +31,7 @@ fn nic(name: &str, pci: &str, mac: &str) -> Link {
         },
         controller: None,
         up: false,
+        carrier: None,
         mac: mac.into(),
         permanent_mac: mac.into(),
     }
@@ -170,6 +171,7 @@ fn bonded_box() -> NetObserved {
         kind,
         controller: controller.map(String::from),
         up: true,
+        carrier: Some(true),
         mac: String::new(),
         permanent_mac: String::new(),
     };
@@ -277,6 +279,7 @@ fn a_bond_in_a_mode_cairn_does_not_offer_is_replaced_and_cannot_be_rebuilt() {
         },
         controller: None,
         up: false,
+        carrier: None,
         mac: String::new(),
         permanent_mac: String::new(),
     });

@@ -1,0 +1,311 @@
+//! What `cairnctl net` shows: the board's ports and the bonds, vSwitches and VLANs the
+//! kernel has, as one serialisable value (pure, from an observation).
+
+use board_configs::Lan;
+use serde::{Deserialize, Serialize};
+
+use super::observe::{LinkKind, NetObserved};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetView {
+    pub ports: Vec<PortView>,
+    pub bonds: Vec<BondView>,
+    pub vswitches: Vec<VSwitchView>,
+    pub vlans: Vec<VlanView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortView {
+    pub name: String,
+    /// Whether the board's port was found on the box.
+    pub present: bool,
+    pub pci: Option<String>,
+    pub mac: Option<String>,
+    pub up: bool,
+    pub carrier: Option<bool>,
+    /// The bond or vSwitch it belongs to.
+    pub member_of: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BondView {
+    pub name: String,
+    /// The kernel's mode name; `other` for a mode Cairn does not manage.
+    pub mode: String,
+    pub miimon_ms: u32,
+    pub primary: Option<String>,
+    pub members: Vec<String>,
+    pub up: bool,
+    pub member_of: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VSwitchView {
+    pub name: String,
+    /// Uplink and guest taps.
+    pub members: Vec<String>,
+    pub up: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VlanView {
+    pub name: String,
+    pub parent: String,
+    pub id: u16,
+    pub up: bool,
+}
+
+/// Which part of the view `cairnctl net` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    All,
+    Ports,
+    Bonds,
+    VSwitches,
+    Vlans,
+}
+
+fn yes_no(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    }
+}
+
+fn up_down(up: bool) -> &'static str {
+    if up { "up" } else { "down" }
+}
+
+impl NetView {
+    /// Human tables, one per section asked for.
+    pub fn render(&self, section: Section) -> String {
+        let mut out = Vec::new();
+        let all = section == Section::All;
+        if all || section == Section::Ports {
+            let mut text = format!(
+                "{:<6} {:<5} {:<7} {:<17} {:<12} {}",
+                "PORT", "LINK", "CABLE", "MAC", "PCI", "IN"
+            );
+            for port in &self.ports {
+                text.push_str(&format!(
+                    "\n{:<6} {:<5} {:<7} {:<17} {:<12} {}",
+                    port.name,
+                    if port.present {
+                        up_down(port.up)
+                    } else {
+                        "absent"
+                    },
+                    yes_no(port.carrier),
+                    port.mac.as_deref().unwrap_or("-"),
+                    port.pci.as_deref().unwrap_or("-"),
+                    port.member_of.as_deref().unwrap_or("-")
+                ));
+            }
+            out.push(text);
+        }
+        if all || section == Section::Bonds {
+            let mut text = format!(
+                "{:<10} {:<14} {:<7} {:<8} {:<5} {:<10} {}",
+                "BOND", "MODE", "MIIMON", "PRIMARY", "LINK", "IN", "MEMBERS"
+            );
+            for bond in &self.bonds {
+                text.push_str(&format!(
+                    "\n{:<10} {:<14} {:<7} {:<8} {:<5} {:<10} {}",
+                    bond.name,
+                    bond.mode,
+                    format!("{} ms", bond.miimon_ms),
+                    bond.primary.as_deref().unwrap_or("-"),
+                    up_down(bond.up),
+                    bond.member_of.as_deref().unwrap_or("-"),
+                    bond.members.join(", ")
+                ));
+            }
+            out.push(text);
+        }
+        if all || section == Section::VSwitches {
+            let mut text = format!("{:<10} {:<5} {}", "VSWITCH", "LINK", "MEMBERS");
+            for vswitch in &self.vswitches {
+                text.push_str(&format!(
+                    "\n{:<10} {:<5} {}",
+                    vswitch.name,
+                    up_down(vswitch.up),
+                    vswitch.members.join(", ")
+                ));
+            }
+            out.push(text);
+        }
+        if all || section == Section::Vlans {
+            let mut text = format!("{:<14} {:<10} {:<5} {}", "VLAN", "PARENT", "ID", "LINK");
+            for vlan in &self.vlans {
+                text.push_str(&format!(
+                    "\n{:<14} {:<10} {:<5} {}",
+                    vlan.name,
+                    vlan.parent,
+                    vlan.id,
+                    up_down(vlan.up)
+                ));
+            }
+            out.push(text);
+        }
+        out.join("\n\n")
+    }
+
+    /// The JSON of the sections asked for.
+    pub fn json(&self, section: Section) -> serde_json::Value {
+        let value = serde_json::to_value(self).expect("a view is strings, numbers and lists");
+        match section {
+            Section::All => value,
+            Section::Ports => value["ports"].clone(),
+            Section::Bonds => value["bonds"].clone(),
+            Section::VSwitches => value["vswitches"].clone(),
+            Section::Vlans => value["vlans"].clone(),
+        }
+    }
+}
+
+pub fn view(observed: &NetObserved, lan: &Lan) -> NetView {
+    let members_of = |controller: &str| -> Vec<String> {
+        observed
+            .links
+            .iter()
+            .filter(|link| link.controller.as_deref() == Some(controller))
+            .map(|link| link.name.clone())
+            .collect()
+    };
+    let ports = lan
+        .ports
+        .iter()
+        .map(|port| match observed.get(&port.name) {
+            Some(link) => PortView {
+                name: port.name.clone(),
+                present: true,
+                pci: match &link.kind {
+                    LinkKind::Physical { pci } => pci.clone(),
+                    _ => None,
+                },
+                mac: Some(link.permanent_mac.clone()),
+                up: link.up,
+                carrier: link.carrier,
+                member_of: link.controller.clone(),
+            },
+            None => PortView {
+                name: port.name.clone(),
+                present: false,
+                pci: port.pci_path.clone(),
+                mac: None,
+                up: false,
+                carrier: None,
+                member_of: None,
+            },
+        })
+        .collect();
+    let mut bonds = Vec::new();
+    let mut vswitches = Vec::new();
+    let mut vlans = Vec::new();
+    for link in &observed.links {
+        match &link.kind {
+            LinkKind::Bond {
+                mode,
+                miimon_ms,
+                primary,
+            } => bonds.push(BondView {
+                name: link.name.clone(),
+                mode: mode.map_or_else(|| "other".to_string(), |m| m.as_str().to_string()),
+                miimon_ms: *miimon_ms,
+                primary: primary.clone(),
+                members: members_of(&link.name),
+                up: link.up,
+                member_of: link.controller.clone(),
+            }),
+            LinkKind::Bridge => vswitches.push(VSwitchView {
+                name: link.name.clone(),
+                members: members_of(&link.name),
+                up: link.up,
+            }),
+            LinkKind::Vlan { parent, id } => vlans.push(VlanView {
+                name: link.name.clone(),
+                parent: parent.clone(),
+                id: *id,
+                up: link.up,
+            }),
+            LinkKind::Loopback | LinkKind::Physical { .. } | LinkKind::Other => {}
+        }
+    }
+    NetView {
+        ports,
+        bonds,
+        vswitches,
+        vlans,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::observe::Link;
+    use crate::state::BondMode;
+
+    fn link(name: &str, kind: LinkKind, controller: Option<&str>) -> Link {
+        Link {
+            name: name.into(),
+            kind,
+            controller: controller.map(String::from),
+            up: true,
+            carrier: Some(true),
+            mac: "52:54:00:00:00:01".into(),
+            permanent_mac: "52:54:00:00:00:01".into(),
+        }
+    }
+
+    #[test]
+    fn ports_come_from_the_board_and_stacks_from_the_kernel() {
+        let lan = board_configs::by_id("qemu-x86_64")
+            .expect("test board")
+            .lan
+            .clone();
+        let observed = NetObserved {
+            links: vec![
+                link(
+                    "bond0",
+                    LinkKind::Bond {
+                        mode: Some(BondMode::ActiveBackup),
+                        miimon_ms: 100,
+                        primary: None,
+                    },
+                    Some("vmnet"),
+                ),
+                link(
+                    "lan1",
+                    LinkKind::Physical {
+                        pci: Some("0000:00:03.0".into()),
+                    },
+                    Some("bond0"),
+                ),
+                link("tap0", LinkKind::Other, Some("vmnet")),
+                link("vmnet", LinkKind::Bridge, None),
+            ],
+        };
+        let seen = view(&observed, &lan);
+        assert_eq!(seen.ports.len(), 2);
+        assert!(seen.ports[0].present && seen.ports[0].member_of.as_deref() == Some("bond0"));
+        assert!(
+            !seen.ports[1].present,
+            "lan2 is on the board but not on the box"
+        );
+        assert_eq!(seen.bonds[0].members, ["lan1"]);
+        assert_eq!(seen.bonds[0].mode, "active-backup");
+        assert_eq!(seen.vswitches[0].members, ["bond0", "tap0"]);
+        assert!(seen.vlans.is_empty());
+        let table = seen.render(Section::Ports);
+        assert_eq!(
+            table.lines().nth(1),
+            Some("lan1   up    yes     52:54:00:00:00:01 0000:00:03.0 bond0")
+        );
+        assert_eq!(
+            table.lines().nth(2),
+            Some("lan2   absent -       -                 0000:00:04.0 -")
+        );
+        assert_eq!(seen.json(Section::Bonds)[0]["members"][0], "lan1");
+    }
+}
