@@ -8,6 +8,7 @@
 //!   with an apply driver that undoes what it did when a step fails.
 //! - [`log_ring`] and [`log_file`]: where hostd's log records go (memory for the API, a
 //!   size-rotated file on the config partition for the next boot).
+//! - [`console`]: the serial console's login, password store, auth log and prompt.
 //! - [`api`]: the `org.cairn.Host1` D-Bus interface, the core it calls and the client proxy
 //!   `cairnctl` uses.
 //!
@@ -15,6 +16,7 @@
 //! `bin/cairn-console.rs` the serial console program.
 
 pub mod api;
+pub mod console;
 pub mod log_file;
 pub mod log_ring;
 pub mod plan;
