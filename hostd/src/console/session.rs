@@ -122,7 +122,7 @@ impl Console {
             "\n{why}\n\
              No login is possible until this is fixed. To set a new password, boot once with\n\
              {}={} on the kernel command line (add it to the `options` line of\n\
-             loader/entries/cairn-a.conf on the ESP), or remove {} from the\n\
+             the boot entry loader/entries/cairn-*.conf on the ESP), or remove {} from the\n\
              config partition on another computer.\n\
              Press Enter to check the file again.\n",
             reset::KEY,
@@ -205,7 +205,8 @@ impl Console {
                     self.record(&AuthEvent::LoginFailed {
                         failures: MAX_TRIES - left,
                     });
-                    say(&format!("Wrong password; {left} more tries.\n"))?;
+                    let tries = if left == 1 { "try" } else { "tries" };
+                    say(&format!("Wrong password; {left} more {tries}.\n"))?;
                 }
                 Verdict::Refused => {
                     self.record(&AuthEvent::LoginFailed {

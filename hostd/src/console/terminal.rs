@@ -136,9 +136,11 @@ pub fn say(text: &str) -> Result<(), TerminalError> {
 /// Prints `prompt` and reads one line with echo off. The line ends at a newline; a carriage
 /// return before it is dropped.
 pub fn read_secret(prompt: &str) -> Result<String, TerminalError> {
-    say(prompt)?;
     let line = {
+        // Echo goes off before the prompt shows: whoever types as soon as they see it (a
+        // test harness, a paste) must not have the password echoed.
         let _quiet = EchoOff::new()?;
+        say(prompt)?;
         read_line_raw()
     };
     // The newline the admin typed was not echoed either.
