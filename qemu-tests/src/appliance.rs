@@ -228,35 +228,8 @@ impl Appliance {
         Ok(())
     }
 
-    /// From whatever the console shows to the `cairn> ` prompt: first-boot password
-    /// set-up, login, or nothing to do.
     fn log_in(&mut self) -> Result<(), ApplianceError> {
-        let state = contract::console_state_regex();
-        let console = self.vm.console();
-        let mut shown = nudge_for(console, &state, timeouts::console())?;
-        loop {
-            match shown.as_str() {
-                contract::NEW_PASSWORD_PROMPT => {
-                    console.send_line(TEST_PASSWORD)?;
-                    console.wait_for(contract::REPEAT_PASSWORD_PROMPT, timeouts::console())?;
-                    console.send_line(TEST_PASSWORD)?;
-                    shown = console.wait_for(&state, timeouts::console())?;
-                }
-                contract::PASSWORD_PROMPT => {
-                    console.send_line(TEST_PASSWORD)?;
-                    let answer =
-                        console.wait_for(contract::login_answer_regex(), timeouts::console())?;
-                    if answer.as_str() != contract::LOGGED_IN {
-                        return Err(ApplianceError::LoginFailed {
-                            answer: answer.as_str().to_owned(),
-                        });
-                    }
-                    console.wait_for(contract::PROMPT, timeouts::console())?;
-                    return Ok(());
-                }
-                _ => return Ok(()),
-            }
-        }
+        log_in(self.vm.console(), TEST_PASSWORD, timeouts::console())
     }
 
     /// Leaves the shell if one is open and logs out; the console asks for the password
@@ -349,6 +322,39 @@ impl Appliance {
     /// Marks the test as passed and stops the VM quietly.
     pub fn finish(self) {
         self.vm.finish();
+    }
+}
+
+/// From whatever the console shows to the `cairn> ` prompt: first-boot password set-up
+/// with `password`, login with it, or nothing to do.
+pub fn log_in(
+    console: &mut Console,
+    password: &str,
+    timeout: Duration,
+) -> Result<(), ApplianceError> {
+    let state = contract::console_state_regex();
+    let mut shown = nudge_for(console, &state, timeout)?;
+    loop {
+        match shown.as_str() {
+            contract::NEW_PASSWORD_PROMPT => {
+                console.send_line(password)?;
+                console.wait_for(contract::REPEAT_PASSWORD_PROMPT, timeout)?;
+                console.send_line(password)?;
+                shown = console.wait_for(&state, timeout)?;
+            }
+            contract::PASSWORD_PROMPT => {
+                console.send_line(password)?;
+                let answer = console.wait_for(contract::login_answer_regex(), timeout)?;
+                if answer.as_str() != contract::LOGGED_IN {
+                    return Err(ApplianceError::LoginFailed {
+                        answer: answer.as_str().to_owned(),
+                    });
+                }
+                console.wait_for(contract::PROMPT, timeout)?;
+                return Ok(());
+            }
+            _ => return Ok(()),
+        }
     }
 }
 
@@ -480,6 +486,68 @@ mod tests {
         assert!(out.output.ends_with("no-newline"), "{:?}", out.output);
         drop(console);
         drop(shell.join());
+    }
+
+    /// A stand-in for cairn-console on a fresh disk: first-boot set-up, then login with
+    /// `right`. Returns every line it was sent.
+    fn fake_login_console(right: &'static str) -> (Console, std::thread::JoinHandle<Vec<String>>) {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let handle = std::thread::spawn(move || {
+            let mut writer = theirs.try_clone().expect("clone");
+            let mut lines = BufReader::new(theirs).lines();
+            let mut seen = Vec::new();
+            let mut next = |prompt: &str, seen: &mut Vec<String>| {
+                writer.write_all(prompt.as_bytes()).expect("prompt");
+                let line = lines.next().and_then(Result::ok).unwrap_or_default();
+                seen.push(line.clone());
+                line
+            };
+            // The harness nudges with Enter first; an empty line only asks again.
+            let mut line = next("\r\nNew admin password: ", &mut seen);
+            while line.is_empty() {
+                line = next("\r\nNew admin password: ", &mut seen);
+            }
+            next("\r\nRepeat the password: ", &mut seen);
+            let typed = next(
+                "\r\nAdmin password set (hash in /config/console/admin.passwd).\r\nPassword: ",
+                &mut seen,
+            );
+            let answer = if typed == right {
+                "\r\nLogged in. `help` lists the commands.\r\ncairn> "
+            } else {
+                "\r\nWrong password; 2 more tries.\r\nPassword: "
+            };
+            writer.write_all(answer.as_bytes()).expect("answer");
+            seen
+        });
+        (Console::new(ours).expect("console"), handle)
+    }
+
+    #[test]
+    fn log_in_sets_the_password_on_first_boot_then_logs_in() {
+        let (mut console, fake) = fake_login_console(TEST_PASSWORD);
+        log_in(&mut console, TEST_PASSWORD, Duration::from_secs(10)).expect("log in");
+        drop(console);
+        let seen = fake.join().expect("fake console");
+        let typed: Vec<&str> = seen
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(typed, [TEST_PASSWORD; 3]);
+    }
+
+    #[test]
+    fn log_in_reports_a_wrong_password() {
+        let (mut console, fake) = fake_login_console("something-else");
+        let error =
+            log_in(&mut console, TEST_PASSWORD, Duration::from_secs(10)).expect_err("must fail");
+        assert!(
+            matches!(&error, ApplianceError::LoginFailed { answer } if answer == "Wrong password"),
+            "{error:?}"
+        );
+        drop(console);
+        drop(fake.join());
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl Console {
     fn stored_hash(&mut self) -> Result<Option<PasswordHash>, TerminalError> {
         match password_file::load(&self.locations.password) {
             Ok(Stored::Hash(hash)) => Ok(Some(hash)),
-            Ok(Stored::Missing) => self.first_password().map(Some),
+            Ok(Stored::Missing) => self.first_password(),
             Err(error) => {
                 self.unusable(&error)?;
                 Ok(None)
@@ -134,7 +134,8 @@ impl Console {
     }
 
     /// First boot (or after a reset): asks for a new password twice and stores its hash.
-    fn first_password(&mut self) -> Result<PasswordHash, TerminalError> {
+    /// `None` when no hash could be made (the reason was shown).
+    fn first_password(&mut self) -> Result<Option<PasswordHash>, TerminalError> {
         say(&format!(
             "\nCairn on board {}: no admin password is set (first boot, or it was reset).\n\
              Choose one now. It protects this console and the root shell; at least {MIN_LENGTH} characters.\n",
@@ -161,7 +162,7 @@ impl Console {
             Ok(hash) => hash,
             Err(error) => {
                 say(&format!("Cannot hash the password: {error}. Try again.\n"))?;
-                return Err(TerminalError::Interrupted);
+                return Ok(None);
             }
         };
         match password_file::store(&self.locations.password, &hash) {
@@ -179,7 +180,7 @@ impl Console {
                 chain(&error)
             ))?,
         }
-        Ok(hash)
+        Ok(Some(hash))
     }
 
     /// One login round: true when the right password was given.
