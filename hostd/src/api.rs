@@ -1,22 +1,31 @@
-//! hostd's API: the `org.cairn.Host1` interface on the system bus, and the core it calls.
+//! hostd's API on the system bus: `org.cairn.Host1` at `/org/cairn/Host1`, and one
+//! `org.cairn.Job1` object per long operation at `/org/cairn/Host1/job/<id>`.
 //!
-//! The D-Bus layer ([`HostApi`]) only takes arguments off the wire and hands them to
-//! [`Core`], which decides and answers with typed values or a [`HostError`]; the core is
-//! unit-tested without a bus, the interface over a peer-to-peer socket pair. `cairnctl`
-//! talks to the interface through [`Host1Proxy`].
-//!
-//! For now the desired state has no executors: applying a document validates it and commits
-//! it to the store, and a plan says which sections of the document would change.
+//! The D-Bus layer ([`HostApi`]) takes arguments off the wire and hands them to
+//! [`Core`](crate::host::Core), which decides; this file only maps its answers and errors to
+//! the wire. Applying a document is a job: `ConfigApply` and `ConfigRollback` validate at once
+//! (a refused document is an `Invalid` error of the call itself), then return the job's path.
+//! A client polls the job's `Snapshot()` (or its properties) until `State` is no longer
+//! `running`; `Cancel()` stops it at the next step boundary and rolls back.
 
+mod job_object;
 #[cfg(test)]
 mod tests;
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
 
-use serde::Serialize;
+use tokio::sync::Mutex;
+use zbus::OwnedObjectPath;
+use zbus::object_server::ObjectServer;
 
+pub use self::job_object::{JOB_INTERFACE, Job1Proxy, JobObject, job_path};
+use crate::host::{Applied, Core};
+pub use crate::host::{Status, describe_plan, system_uptime};
+use crate::jobs::{Job, Jobs};
+use crate::log_ring::LogRing;
+use crate::reconcile::System;
 use crate::state::{DesiredState, Invalid};
-use crate::store::{Filesystem, Generation, OsFilesystem, StateStore, StoreError};
+use crate::store::{OsFilesystem, StoreError};
 
 /// The well-known name hostd owns on the system bus.
 pub const BUS_NAME: &str = "org.cairn.Host1";
@@ -26,6 +35,11 @@ pub const INTERFACE: &str = "org.cairn.Host1";
 /// Where the image's broker listens (`/etc/cairn/dbus-system.conf`). Named explicitly: zbus's
 /// default system address is under `/var/run`, which the image does not have.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
+/// The kind of the jobs `ConfigApply` and `ConfigRollback` start; one runs at a time.
+pub const APPLY_JOB: &str = "config apply";
+/// Log records one `Log` call returns at most, so that one answer stays well under the bus's
+/// message size limit even with long records.
+pub const LOG_BATCH_MAX: u32 = 1000;
 
 /// Every way a call can fail, as the client sees it: `org.cairn.Error.<Variant>` with the
 /// text as the error message. Every variant carries its message (a D-Bus error without one
@@ -38,23 +52,57 @@ pub enum HostError {
     ZBus(zbus::Error),
     /// A refused document: every path-level message, one per line.
     Invalid(String),
-    /// A generation or board that does not exist.
+    /// A generation, board or job that does not exist.
     NotFound(String),
     /// The store on the config partition failed; the message is the whole error chain.
     Storage(String),
+    /// The box could not be observed.
+    System(String),
+    /// An action on the box failed; the message says what was rolled back.
+    ApplyFailed(String),
+    /// Cancelled on request; the message says what was rolled back.
+    Cancelled(String),
+    /// Another operation of the same kind is running.
+    Busy(String),
 }
 
 impl HostError {
     /// Whether the caller asked for something wrong (as opposed to something failing).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::Invalid(_) | Self::NotFound(_))
+        match self {
+            Self::Invalid(_) | Self::NotFound(_) | Self::Busy(_) => true,
+            Self::ZBus(_)
+            | Self::Storage(_)
+            | Self::System(_)
+            | Self::ApplyFailed(_)
+            | Self::Cancelled(_) => false,
+        }
     }
 
     /// The text for a person: the message without the error name.
     pub fn message(&self) -> String {
         match self {
             Self::ZBus(error) => error.to_string(),
-            Self::Invalid(text) | Self::NotFound(text) | Self::Storage(text) => text.clone(),
+            Self::Invalid(text)
+            | Self::NotFound(text)
+            | Self::Storage(text)
+            | Self::System(text)
+            | Self::ApplyFailed(text)
+            | Self::Cancelled(text)
+            | Self::Busy(text) => text.clone(),
+        }
+    }
+
+    /// Rebuilds the error a job reported from its D-Bus name and message.
+    pub fn from_job(error_name: &str, message: String) -> Self {
+        match error_name.rsplit('.').next().unwrap_or_default() {
+            "Invalid" => Self::Invalid(message),
+            "NotFound" => Self::NotFound(message),
+            "Storage" => Self::Storage(message),
+            "System" => Self::System(message),
+            "Cancelled" => Self::Cancelled(message),
+            "Busy" => Self::Busy(message),
+            _ => Self::ApplyFailed(message),
         }
     }
 }
@@ -96,222 +144,172 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// What `Status()` answers, as JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Status {
-    pub board: String,
-    /// Seconds since the kernel started; absent when /proc/uptime cannot be read.
-    pub uptime_seconds: Option<f64>,
-    /// The committed desired state's generation; 0 before the first commit.
-    pub generation: u64,
-    /// Whether the desired state is on the config partition (survives a reboot).
-    pub persistence: bool,
-}
+/// One log record on the wire: (sequence, microseconds since 1970, level, target, message).
+pub type WireLogRecord = (u64, u64, String, String, String);
 
-/// The sections of a desired-state document, in document order.
-const SECTIONS: [&str; 4] = ["hostname", "network", "storage", "guests"];
+/// The core hostd serves, shared between the bus and the threads running jobs.
+pub type SharedCore = Arc<Mutex<Core<Box<dyn System>, OsFilesystem>>>;
 
-/// The decisions behind every call, over any store.
-#[derive(Debug)]
-pub struct Core<F: Filesystem = OsFilesystem> {
-    store: StateStore<F>,
-    board: String,
-    persistent: bool,
-    uptime: fn() -> Option<f64>,
-}
-
-impl<F: Filesystem> Core<F> {
-    pub fn new(
-        store: StateStore<F>,
-        board: impl Into<String>,
-        persistent: bool,
-        uptime: fn() -> Option<f64>,
-    ) -> Self {
-        Self {
-            store,
-            board: board.into(),
-            persistent,
-            uptime,
-        }
-    }
-
-    pub fn status(&self) -> Result<Status, HostError> {
-        Ok(Status {
-            board: self.board.clone(),
-            uptime_seconds: (self.uptime)(),
-            generation: self
-                .current()?
-                .map_or(0, |(generation, _)| generation.get()),
-            persistence: self.persistent,
-        })
-    }
-
-    /// The board's configuration (board-configs) as JSON.
-    pub fn board(&self) -> Result<String, HostError> {
-        let board = board_configs::by_id(&self.board).ok_or_else(|| {
-            HostError::NotFound(format!("Board {:?} is not in board-configs", self.board))
-        })?;
-        Ok(serde_json::to_string(board).expect("a board is strings, numbers and lists"))
-    }
-
-    /// The committed document and its generation; generation 0 and the empty document before
-    /// the first commit.
-    pub fn show(&self) -> Result<(u64, String), HostError> {
-        Ok(match self.current()? {
-            Some((generation, state)) => (generation.get(), state.to_toml()),
-            None => (0, DesiredState::default().to_toml()),
-        })
-    }
-
-    /// Validates `text` and says which sections differ from the committed document.
-    pub fn plan(&self, text: &str) -> Result<String, HostError> {
-        let desired = DesiredState::from_toml(text)?;
-        let current = self.current()?;
-        Ok(describe_plan(
-            current
-                .as_ref()
-                .map(|(generation, state)| (*generation, state)),
-            &desired,
-        ))
-    }
-
-    /// Validates `text` as a whole and commits it; returns its generation. A document equal
-    /// to the committed one is not committed again: its generation is returned.
-    pub fn apply(&mut self, text: &str) -> Result<u64, HostError> {
-        let desired = DesiredState::from_toml(text)?;
-        if let Some((generation, current)) = self.current()?
-            && current == desired
-        {
-            tracing::info!(%generation, "applied document equals the committed one; nothing to commit");
-            return Ok(generation.get());
-        }
-        let generation = self.store.commit(&desired)?;
-        tracing::info!(%generation, "committed a new desired state");
-        Ok(generation.get())
-    }
-
-    /// `(generation, committed at in seconds since 1970)`, oldest first.
-    pub fn history(&self) -> Result<Vec<(u64, u64)>, HostError> {
-        Ok(self
-            .store
-            .history()?
-            .into_iter()
-            .map(|version| {
-                let since_epoch = version
-                    .committed_at
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap_or(Duration::ZERO);
-                (version.generation.get(), since_epoch.as_secs())
-            })
-            .collect())
-    }
-
-    /// Commits generation `to` again as a new generation, which it returns.
-    pub fn rollback(&mut self, to: u64) -> Result<u64, HostError> {
-        let generation = self.store.rollback(Generation::new(to))?;
-        tracing::info!(from = to, %generation, "rolled back");
-        Ok(generation.get())
-    }
-
-    fn current(&self) -> Result<Option<(Generation, DesiredState)>, HostError> {
-        Ok(self.store.current()?)
-    }
-}
-
-/// The plan's text: which sections change, against what.
-pub fn describe_plan(
-    current: Option<(Generation, &DesiredState)>,
-    desired: &DesiredState,
-) -> String {
-    let empty = DesiredState::default();
-    let (against, before) = match current {
-        Some((generation, state)) => (format!("generation {generation}"), state),
-        None => (
-            "the empty document (nothing committed yet)".to_string(),
-            &empty,
-        ),
-    };
-    let changed: Vec<&str> = SECTIONS
-        .into_iter()
-        .filter(|section| section_differs(section, before, desired))
-        .collect();
-    if changed.is_empty() {
-        return format!("No changes against {against}.\n");
-    }
-    let mut text = format!("Against {against}:\n");
-    for section in SECTIONS {
-        let verdict = if changed.contains(&section) {
-            "changed"
-        } else {
-            "unchanged"
-        };
-        text.push_str(&format!("  {section}: {verdict}\n"));
-    }
-    text.push_str(
-        "Applying records the document; no subsystem acts on it yet, so nothing on the box changes.\n",
-    );
-    text
-}
-
-fn section_differs(section: &str, a: &DesiredState, b: &DesiredState) -> bool {
-    match section {
-        "hostname" => a.hostname != b.hostname,
-        "network" => a.network != b.network,
-        "storage" => a.storage != b.storage,
-        "guests" => a.guests != b.guests,
-        _ => unreachable!("SECTIONS lists only these"),
-    }
-}
-
-/// Seconds since boot, from /proc/uptime.
-pub fn system_uptime() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/uptime").ok()?;
-    text.split_whitespace().next()?.parse().ok()
-}
-
-/// The `org.cairn.Host1` object: deserialises, calls [`Core`], serialises.
+/// The `org.cairn.Host1` object.
 #[derive(Debug)]
 pub struct HostApi {
-    core: Core<OsFilesystem>,
+    core: SharedCore,
+    jobs: Arc<std::sync::Mutex<Jobs>>,
+    log: LogRing,
 }
 
 impl HostApi {
-    pub fn new(core: Core<OsFilesystem>) -> Self {
-        Self { core }
+    pub fn new(core: SharedCore, log: LogRing) -> Self {
+        Self {
+            core,
+            jobs: Arc::default(),
+            log,
+        }
+    }
+
+    fn job_registry(&self) -> std::sync::MutexGuard<'_, Jobs> {
+        // The registry is a map of handles; a panic while it is held cannot corrupt it.
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a job object and runs the apply on a blocking thread (actions are syscalls).
+    async fn start_apply(
+        &self,
+        desired: DesiredState,
+        server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let (job, forgotten) = {
+            let mut jobs = self.job_registry();
+            if let Some(running) = jobs.running(APPLY_JOB) {
+                let id = running.id();
+                return Err(HostError::Busy(format!(
+                    "Job {id} is applying a document; wait for it (`cairnctl job wait {id}`) or cancel it (`cairnctl job cancel {id}`)"
+                )));
+            }
+            jobs.start(APPLY_JOB)
+        };
+        for id in forgotten {
+            // Already gone is fine: the object is only a view of the registry.
+            let _ = server.remove::<JobObject, _>(job_path(id)).await;
+        }
+        let path = job_path(job.id());
+        server
+            .at(path.clone(), JobObject::new(job.clone()))
+            .await
+            .map_err(HostError::ZBus)?;
+        let core = Arc::clone(&self.core);
+        tokio::task::spawn_blocking(move || {
+            let mut core = core.blocking_lock();
+            finish_job(&job, core.apply(&desired, &job));
+        });
+        Ok(path)
+    }
+}
+
+fn finish_job(job: &Job, result: Result<Applied, HostError>) {
+    match result {
+        Ok(applied) => {
+            tracing::info!(
+                job = job.id(),
+                generation = applied.generation,
+                "apply finished"
+            );
+            job.succeed(
+                serde_json::to_string(&applied).expect("an outcome is strings and numbers"),
+            );
+        }
+        Err(error) => {
+            let name = zbus::DBusError::name(&error).to_string();
+            match error {
+                HostError::Cancelled(message) => job.cancelled(&name, message),
+                other => job.fail(&name, other.message()),
+            }
+        }
     }
 }
 
 #[zbus::interface(interface = "org.cairn.Host1")]
 impl HostApi {
-    /// JSON: board, uptime_seconds, generation, persistence.
-    fn status(&self) -> Result<String, HostError> {
-        let status = self.core.status()?;
+    /// JSON: board, uptime_seconds, generation, persistence, reconcile_error.
+    async fn status(&self) -> Result<String, HostError> {
+        let status = self.core.lock().await.status()?;
         Ok(serde_json::to_string(&status).expect("a status is strings, numbers and booleans"))
     }
 
     /// JSON of the board's configuration.
-    fn board(&self) -> Result<String, HostError> {
-        self.core.board()
+    async fn board(&self) -> Result<String, HostError> {
+        self.core.lock().await.board()
     }
 
-    fn config_show(&self) -> Result<(u64, String), HostError> {
-        self.core.show()
+    async fn config_show(&self) -> Result<(u64, String), HostError> {
+        self.core.lock().await.show()
     }
 
-    fn config_plan(&self, toml: &str) -> Result<String, HostError> {
-        self.core.plan(toml)
+    async fn config_plan(&self, toml: &str) -> Result<String, HostError> {
+        self.core.lock().await.plan(toml)
     }
 
-    fn config_apply(&mut self, toml: &str) -> Result<u64, HostError> {
-        self.core.apply(toml)
+    /// Validates the document and starts applying it; returns the job.
+    async fn config_apply(
+        &self,
+        toml: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let desired = DesiredState::from_toml(toml)?;
+        self.start_apply(desired, server).await
     }
 
-    fn config_history(&self) -> Result<Vec<(u64, u64)>, HostError> {
-        self.core.history()
+    async fn config_history(&self) -> Result<Vec<(u64, u64)>, HostError> {
+        self.core.lock().await.history()
     }
 
-    fn config_rollback(&mut self, generation: u64) -> Result<u64, HostError> {
-        self.core.rollback(generation)
+    /// Applies the document of a kept generation again, as a new generation; returns the job.
+    async fn config_rollback(
+        &self,
+        generation: u64,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let desired = self.core.lock().await.generation(generation)?;
+        self.start_apply(desired, server).await
+    }
+
+    /// The jobs hostd remembers, oldest first.
+    async fn jobs(&self) -> Vec<OwnedObjectPath> {
+        self.job_registry()
+            .all()
+            .iter()
+            .map(|job| job_path(job.id()))
+            .collect()
+    }
+
+    /// Log records numbered `since` and later, at most `max` (and [`LOG_BATCH_MAX`]); with
+    /// the number to ask from next. A first record numbered above `since` means the ones
+    /// between fell out of the ring.
+    async fn log(&self, since: u64, max: u32) -> (u64, Vec<WireLogRecord>) {
+        let limit = max.min(LOG_BATCH_MAX) as usize;
+        let records: Vec<WireLogRecord> = self
+            .log
+            .since(since)
+            .into_iter()
+            .take(limit)
+            .map(|record| {
+                let micros = record
+                    .time
+                    .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+                (
+                    record.sequence,
+                    micros,
+                    record.level.to_string(),
+                    record.target,
+                    record.message,
+                )
+            })
+            .collect();
+        let next = records.last().map_or(since, |record| record.0 + 1);
+        (next, records)
     }
 }
 
@@ -326,7 +324,9 @@ pub trait Host1 {
     fn board(&self) -> Result<String, HostError>;
     fn config_show(&self) -> Result<(u64, String), HostError>;
     fn config_plan(&self, toml: &str) -> Result<String, HostError>;
-    fn config_apply(&self, toml: &str) -> Result<u64, HostError>;
+    fn config_apply(&self, toml: &str) -> Result<OwnedObjectPath, HostError>;
     fn config_history(&self) -> Result<Vec<(u64, u64)>, HostError>;
-    fn config_rollback(&self, generation: u64) -> Result<u64, HostError>;
+    fn config_rollback(&self, generation: u64) -> Result<OwnedObjectPath, HostError>;
+    fn jobs(&self) -> Result<Vec<OwnedObjectPath>, HostError>;
+    fn log(&self, since: u64, max: u32) -> Result<(u64, Vec<WireLogRecord>), HostError>;
 }

@@ -9,7 +9,11 @@
 //! - [`log_ring`] and [`log_file`]: where hostd's log records go (memory for the API, a
 //!   size-rotated file on the config partition for the next boot).
 //! - [`console`]: the serial console's login, password store, auth log and prompt.
-//! - [`api`]: the `org.cairn.Host1` D-Bus interface, the core it calls and the client proxy
+//! - [`reconcile`]: the box as hostd sees and changes it: the observed state, every
+//!   subsystem's actions and planner, and the live executor (the host name so far).
+//! - [`host`]: the decisions behind every API call; applying a document is one transaction
+//!   across the store and the box, reported as a [`jobs::Job`].
+//! - [`api`]: the `org.cairn.Host1` D-Bus interface, its job objects and the client proxies
 //!   `cairnctl` uses.
 //!
 //! The daemon is `main.rs`; `bin/cairnctl.rs` is the command-line client and
@@ -17,8 +21,11 @@
 
 pub mod api;
 pub mod console;
+pub mod host;
+pub mod jobs;
 pub mod log_file;
 pub mod log_ring;
 pub mod plan;
+pub mod reconcile;
 pub mod state;
 pub mod store;

@@ -1,10 +1,10 @@
 //! hostd, the appliance's owner: serves `org.cairn.Host1` on the system bus.
 //!
 //! Start-up, in order: logging (a ring for the API, the rotating file on the config partition
-//! when it is mounted, stderr — init's console); the desired-state store (`/config/desired`,
-//! or `/run/cairn/desired` without persistence); the bus (retried for
-//! [`BUS_CONNECT_DEADLINE`]: init starts the broker just before us); the object and the
-//! well-known name; then READY on init's pipe. SIGTERM or SIGINT stops it; so does losing the
+//! when it is mounted, warnings and errors on stderr — init's console); the desired-state
+//! store (`/config/desired`, or `/run/cairn/desired` without persistence); a reconcile of the
+//! box with the committed document; the bus (retried for [`BUS_CONNECT_DEADLINE`]: init starts
+//! the broker just before us); the object and the well-known name; then READY on init's pipe. SIGTERM or SIGINT stops it; so does losing the
 //! bus, so that init restarts it and it registers again on the new broker.
 
 use std::io::Write;
@@ -13,11 +13,14 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use hostd::api::{self, Core, HostApi};
+use hostd::api::{self, HostApi};
+use hostd::host::Core;
 use hostd::log_file::{self, RotatingFile, SharedLogFile};
 use hostd::log_ring::{self, LogRing};
+use hostd::reconcile::{LiveSystem, System};
 use hostd::store::StateStore;
 use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -104,7 +107,7 @@ fn main() -> ExitCode {
             return Exit::StartFailed.into();
         }
     };
-    match runtime.block_on(run(persistent)) {
+    match runtime.block_on(run(persistent, ring)) {
         Ok(exit) => exit.into(),
         Err(error) => {
             tracing::error!("{}", api::chain(&error));
@@ -113,7 +116,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(persistent: bool) -> Result<Exit, StartError> {
+async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     // Handlers first: a SIGTERM from here on is seen, not fatal.
     let mut terminate = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
@@ -128,12 +131,29 @@ async fn run(persistent: bool) -> Result<Exit, StartError> {
         VOLATILE_STATE_DIR
     };
     let store = StateStore::open(dir).map_err(StartError::Store)?;
-    let core = Core::new(store, board.clone(), persistent, api::system_uptime);
+    let system: Box<dyn System> = Box::new(LiveSystem::default());
+    let mut core = Core::new(store, system, board.clone(), persistent, api::system_uptime);
+    // Before serving: after a reboot or a crash mid-apply the box follows the committed
+    // document again. A failure is reported in the status, not fatal: the admin needs the
+    // API to fix it.
+    match core.reconcile() {
+        Ok(done) if done.is_empty() => tracing::info!("the box matches the committed document"),
+        Ok(done) => {
+            for action in done {
+                tracing::info!("reconciled: {action}");
+            }
+        }
+        Err(error) => tracing::error!(
+            "cannot reconcile the box with the committed document: {}",
+            error.message()
+        ),
+    }
+    let core = std::sync::Arc::new(tokio::sync::Mutex::new(core));
 
     let connection = connect(BUS_CONNECT_DEADLINE).await?;
     connection
         .object_server()
-        .at(api::OBJECT_PATH, HostApi::new(core))
+        .at(api::OBJECT_PATH, HostApi::new(core, ring))
         .await
         .map_err(|source| StartError::Serve {
             path: api::OBJECT_PATH,
@@ -239,11 +259,14 @@ fn init_logging(ring: &LogRing, persistent: bool) {
             .with_ansi(false)
             .with_writer(file)
     });
+    // The console is the admin's terminal too: only what needs attention goes there; the
+    // ring (`cairnctl log`) and the file keep everything.
     let stderr_layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .without_time()
         .with_target(false)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_filter(tracing_subscriber::filter::LevelFilter::WARN);
     tracing_subscriber::registry()
         .with(ring.layer())
         .with(file_layer)

@@ -68,6 +68,16 @@ fn json_output(text: &str) -> Result<serde_json::Value> {
     serde_json::from_str(line).with_context(|| format!("not JSON: {line:?}"))
 }
 
+/// The box's host name, from a marked line (hostd's warnings share the console).
+fn live_hostname(app: &mut Appliance) -> Result<String> {
+    let output = app.shell("echo \"LIVE-HOSTNAME=$(hostname)\"")?;
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix("LIVE-HOSTNAME="))
+        .map(|name| name.trim().to_string())
+        .with_context(|| format!("no LIVE-HOSTNAME line in {output:?}"))
+}
+
 /// `cairnctl --json config show`, parsed: (generation, TOML).
 fn config_show(app: &mut Appliance) -> Result<(u64, String)> {
     let value = json_output(&app.shell("cairnctl --json config show")?)?;
@@ -86,9 +96,37 @@ fn applied_document_is_shown_and_survives_reboot() -> Result<()> {
     let mut app = boot("api-apply")?;
     let hostname = format!("nas-{}", &random_token()[..8]);
     write_document(&mut app, "/tmp/good.toml", &good_document(&hostname))?;
+    let plan = app.shell("cairnctl config plan /tmp/good.toml")?;
+    ensure!(
+        plan.contains(&format!(
+            r#"set the host name from "cairn" to "{hostname}""#
+        )),
+        "the plan does not show the host name action: {plan:?}"
+    );
     let applied = json_output(&app.shell("cairnctl --json config apply /tmp/good.toml")?)?;
     let generation = applied["generation"].as_u64().context("no generation")?;
     ensure!(generation >= 1, "apply returned generation {generation}");
+    ensure!(
+        applied["recorded_only"] == serde_json::json!(["network"]),
+        "the network section should be reported as recorded only: {applied}"
+    );
+    let live = live_hostname(&mut app)?;
+    ensure!(
+        live == hostname,
+        "hostname after apply is {live:?}, not {hostname:?}"
+    );
+
+    // The apply ran as job 1: its object is on the bus and says how it ended.
+    let job = json_output(&app.shell("cairnctl --json job show 1")?)?;
+    ensure!(
+        job["state"] == "succeeded" && job["kind"] == "config apply",
+        "job 1: {job}"
+    );
+    let log = app.shell("cairnctl log")?;
+    ensure!(
+        log.contains("committed a new desired state") && log.contains("apply finished"),
+        "hostd's log over the API lacks the apply: {log:?}"
+    );
 
     let (shown_generation, shown) = config_show(&mut app)?;
     ensure!(
@@ -112,6 +150,12 @@ fn applied_document_is_shown_and_survives_reboot() -> Result<()> {
         after == (generation, shown.clone()),
         "after reboot config show gives {after:?}, before it gave {:?}",
         (generation, shown)
+    );
+    // init names the box "cairn" at boot; hostd reconciles it to the document before READY.
+    let live = live_hostname(&mut app)?;
+    ensure!(
+        live == hostname,
+        "hostname after reboot is {live:?}, not {hostname:?}"
     );
     app.finish();
     Ok(())
@@ -169,16 +213,15 @@ fn json_status_names_the_board() -> Result<()> {
     Ok(())
 }
 
-/// Proves `dbus-send` introspection of /org/cairn/Host1 shows the org.cairn.Host1 interface and its methods.
+/// Proves `busctl introspect` shows org.cairn.Host1 with its methods, and a finished apply's job object with its state.
 #[test]
-fn introspection_shows_the_interface_and_its_methods() -> Result<()> {
+fn busctl_introspects_the_interface_and_job_objects() -> Result<()> {
     let mut app = boot("api-introspect")?;
-    let xml = app.shell(
-        "dbus-send --system --print-reply --dest=org.cairn.Host1 /org/cairn/Host1 org.freedesktop.DBus.Introspectable.Introspect",
-    )?;
+    let host = app.shell("busctl --no-pager introspect org.cairn.Host1 /org/cairn/Host1")?;
     ensure!(
-        xml.contains(r#"<interface name="org.cairn.Host1">"#),
-        "no org.cairn.Host1 interface in {xml:?}"
+        host.lines()
+            .any(|line| line.starts_with("org.cairn.Host1 ") && line.contains("interface")),
+        "no org.cairn.Host1 interface in {host:?}"
     );
     for method in [
         "Status",
@@ -188,12 +231,32 @@ fn introspection_shows_the_interface_and_its_methods() -> Result<()> {
         "ConfigApply",
         "ConfigHistory",
         "ConfigRollback",
+        "Jobs",
+        "Log",
     ] {
         ensure!(
-            xml.contains(&format!(r#"<method name="{method}">"#)),
-            "method {method} missing from {xml:?}"
+            host.lines()
+                .any(|line| line.starts_with(&format!(".{method} ")) && line.contains("method")),
+            "method {method} missing from {host:?}"
         );
     }
+    write_document(&mut app, "/tmp/good.toml", &good_document("introspected"))?;
+    app.shell("cairnctl config apply /tmp/good.toml")?;
+    let job = app.shell("busctl --no-pager introspect org.cairn.Host1 /org/cairn/Host1/job/1")?;
+    ensure!(
+        job.lines().any(|line| line.starts_with(".State ")
+            && line.contains("property")
+            && line.contains("\"succeeded\"")),
+        "job 1 does not show State \"succeeded\": {job:?}"
+    );
+    // dbus-send, the other stock client, sees the same interface.
+    let xml = app.shell(
+        "dbus-send --system --print-reply --dest=org.cairn.Host1 /org/cairn/Host1 org.freedesktop.DBus.Introspectable.Introspect",
+    )?;
+    ensure!(
+        xml.contains(r#"<interface name="org.cairn.Host1">"#),
+        "no org.cairn.Host1 interface in {xml:?}"
+    );
     app.finish();
     Ok(())
 }

@@ -1,177 +1,81 @@
-//! The core without a bus, then the interface over a peer-to-peer socket pair.
+//! The interface end to end over a peer-to-peer socket pair: method names, signatures, job
+//! objects and typed errors. The decisions behind them are tested in `host/tests.rs`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::*;
-use crate::store::MemoryFs;
+use crate::jobs::JobState;
+use crate::reconcile::{HostAction, Observed, SystemError};
+use crate::store::StateStore;
 
-const DIR: &str = "/config/desired";
-
-const GOOD: &str = r#"
-version = 1
-hostname = "nas1"
-
-[[network.bonds]]
-name = "bond0"
-mode = "802.3ad"
-members = ["lan1", "lan2"]
-"#;
-
-/// The exact line the state module gives for a wrong bond mode.
+const GOOD: &str = "version = 1\nhostname = \"nas1\"\n";
 const LACP2_LINE: &str = r#"network.bonds[0].mode: unknown mode "lacp2" (expected one of: 802.3ad, active-backup, balance-alb)"#;
+const BAD: &str = "version = 1\n[[network.bonds]]\nname = \"bond0\"\nmode = \"lacp2\"\nmembers = [\"lan1\", \"lan2\"]\n";
 
-fn clock() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+/// A box whose host name lives in memory.
+#[derive(Debug)]
+struct NameOnly(std::sync::Mutex<String>);
+
+impl crate::plan::Executor<HostAction> for NameOnly {
+    type Error = SystemError;
+
+    fn execute(&mut self, action: &HostAction) -> Result<(), SystemError> {
+        let HostAction::Hostname(set) = action;
+        *self.0.lock().expect("not poisoned") = set.to.clone();
+        Ok(())
+    }
 }
 
-fn core_over(fs: MemoryFs) -> Core<MemoryFs> {
-    let store = StateStore::open_with(fs, DIR, clock).expect("open a store in memory");
-    Core::new(store, "qemu-x86_64", true, || Some(12.5))
+impl System for NameOnly {
+    fn observe(&self) -> Result<Observed, SystemError> {
+        Ok(Observed {
+            hostname: self.0.lock().expect("not poisoned").clone(),
+        })
+    }
 }
 
-fn core() -> Core<MemoryFs> {
-    core_over(MemoryFs::new())
-}
-
-fn bad_mode() -> String {
-    GOOD.replace("802.3ad", "lacp2")
-}
-
-#[test]
-fn fresh_core_shows_generation_zero_and_the_empty_document() {
-    let core = core();
-    let (generation, text) = core.show().expect("show");
-    assert_eq!(generation, 0);
-    assert_eq!(
-        DesiredState::from_toml(&text).expect("valid"),
-        DesiredState::default()
-    );
-    let status = core.status().expect("status");
-    assert_eq!(
-        status,
-        Status {
-            board: "qemu-x86_64".into(),
-            uptime_seconds: Some(12.5),
-            generation: 0,
-            persistence: true,
+async fn wait_for_job(
+    client: &zbus::Connection,
+    path: &OwnedObjectPath,
+) -> crate::jobs::JobSnapshot {
+    let job = Job1Proxy::builder(client)
+        .path(path.clone())
+        .build()
+        .await
+        .expect("job proxy");
+    for _ in 0..500 {
+        let snapshot = serde_json::from_str::<crate::jobs::JobSnapshot>(
+            &job.snapshot().await.expect("Snapshot"),
+        )
+        .expect("JSON");
+        if snapshot.state != JobState::Running {
+            return snapshot;
         }
-    );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("job {path} did not finish within 5 s");
 }
 
-#[test]
-fn apply_commits_and_show_returns_the_document() {
-    let mut core = core();
-    assert_eq!(core.apply(GOOD).expect("apply"), 1);
-    let (generation, text) = core.show().expect("show");
-    assert_eq!(generation, 1);
-    assert_eq!(
-        DesiredState::from_toml(&text).expect("valid"),
-        DesiredState::from_toml(GOOD).expect("valid")
-    );
-    assert_eq!(core.status().expect("status").generation, 1);
-}
-
-#[test]
-fn applying_the_committed_document_again_keeps_its_generation() {
-    let mut core = core();
-    assert_eq!(core.apply(GOOD).expect("apply"), 1);
-    assert_eq!(core.apply(GOOD).expect("apply again"), 1);
-    assert_eq!(core.history().expect("history").len(), 1);
-}
-
-#[test]
-fn invalid_document_is_refused_with_every_line_and_nothing_changes() {
-    let mut core = core();
-    core.apply(GOOD).expect("apply");
-    let two_errors = bad_mode().replace("nas1", "-bad-");
-    let error = core.apply(&two_errors).expect_err("refused");
-    let HostError::Invalid(text) = &error else {
-        panic!("expected Invalid, got {error:?}");
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].starts_with("hostname: "), "{text}");
-    assert_eq!(lines[1], LACP2_LINE);
-    assert!(error.is_bad_input());
-    assert_eq!(core.show().expect("show").0, 1);
-}
-
-#[test]
-fn plan_names_changed_sections_and_refuses_invalid_documents() {
-    let mut core = core();
-    let plan = core.plan(GOOD).expect("plan");
-    assert!(plan.starts_with("Against the empty document"), "{plan}");
-    assert!(plan.contains("  hostname: changed\n"), "{plan}");
-    assert!(plan.contains("  network: changed\n"), "{plan}");
-    assert!(plan.contains("  storage: unchanged\n"), "{plan}");
-    core.apply(GOOD).expect("apply");
-    assert_eq!(
-        core.plan(GOOD).expect("plan"),
-        "No changes against generation 1.\n"
-    );
-    let renamed = GOOD.replace("nas1", "nas2");
-    let plan = core.plan(&renamed).expect("plan");
-    assert!(plan.starts_with("Against generation 1:\n"), "{plan}");
-    assert!(
-        plan.contains("  hostname: changed\n  network: unchanged\n"),
-        "{plan}"
-    );
-    assert!(matches!(core.plan(&bad_mode()), Err(HostError::Invalid(_))));
-    // A plan commits nothing.
-    assert_eq!(core.show().expect("show").0, 1);
-}
-
-#[test]
-fn history_and_rollback() {
-    let mut core = core();
-    core.apply(GOOD).expect("apply");
-    core.apply(&GOOD.replace("nas1", "nas2")).expect("apply");
-    assert_eq!(
-        core.history().expect("history"),
-        [(1, 1_700_000_000), (2, 1_700_000_000)]
-    );
-    assert_eq!(core.rollback(1).expect("rollback"), 3);
-    let (generation, text) = core.show().expect("show");
-    assert_eq!(generation, 3);
-    assert!(text.contains("nas1"), "{text}");
-    let error = core.rollback(42).expect_err("unknown generation");
-    assert!(
-        matches!(&error, HostError::NotFound(m) if m.contains("42")),
-        "{error:?}"
-    );
-    assert!(error.is_bad_input());
-}
-
-#[test]
-fn storage_failure_is_a_storage_error_with_its_cause() {
-    let fs = MemoryFs::new();
-    let mut core = core_over(fs.clone());
-    fs.crash_after(0);
-    let error = core.apply(GOOD).expect_err("the disk is gone");
-    let HostError::Storage(text) = &error else {
-        panic!("expected Storage, got {error:?}");
-    };
-    assert!(text.starts_with("Cannot "), "{text}");
-    assert!(!error.is_bad_input());
-}
-
-#[test]
-fn board_is_the_board_config_as_json_and_unknown_boards_are_not_found() {
-    let core = core();
-    let json: serde_json::Value =
-        serde_json::from_str(&core.board().expect("board")).expect("JSON");
-    assert_eq!(json["id"], "qemu-x86_64");
-    let store = StateStore::open_with(MemoryFs::new(), DIR, clock).expect("open");
-    let unknown = Core::new(store, "no-such-board", false, || None);
-    assert!(matches!(unknown.board(), Err(HostError::NotFound(_))));
-}
-
-/// The interface end to end over a socket pair: method names, signatures and typed errors.
 #[tokio::test]
 async fn interface_over_a_peer_to_peer_connection() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = StateStore::open(dir.path().join("desired")).expect("open");
-    let api = HostApi::new(Core::new(store, "qemu-x86_64", false, || Some(1.0)));
+    let system: Box<dyn System> = Box::new(NameOnly(std::sync::Mutex::new("cairn".into())));
+    let core = Core::new(store, system, "qemu-x86_64", false, || Some(1.0));
+    let ring = LogRing::new(10);
+    ring.push(
+        std::time::SystemTime::UNIX_EPOCH,
+        tracing::Level::INFO,
+        "hostd",
+        "first",
+    );
+    ring.push(
+        std::time::SystemTime::UNIX_EPOCH,
+        tracing::Level::WARN,
+        "hostd",
+        "second",
+    );
+    let api = HostApi::new(Arc::new(Mutex::new(core)), ring);
     let (server_socket, client_socket) =
         std::os::unix::net::UnixStream::pair().expect("socket pair");
     let guid = zbus::Guid::generate();
@@ -193,12 +97,19 @@ async fn interface_over_a_peer_to_peer_connection() {
     assert_eq!(status.board, "qemu-x86_64");
     assert!(!status.persistence);
     assert_eq!(proxy.config_show().await.expect("ConfigShow").0, 0);
-    assert_eq!(proxy.config_apply(GOOD).await.expect("ConfigApply"), 1);
+
+    let path = proxy.config_apply(GOOD).await.expect("ConfigApply");
+    assert_eq!(path.as_str(), "/org/cairn/Host1/job/1");
+    let finished = wait_for_job(&client, &path).await;
+    assert_eq!(finished.state, JobState::Succeeded, "{finished:?}");
+    let applied: Applied = serde_json::from_str(&finished.result).expect("result JSON");
+    assert_eq!(applied.generation, 1);
+    assert_eq!(applied.actions.len(), 1);
     let (generation, text) = proxy.config_show().await.expect("ConfigShow");
     assert_eq!(generation, 1);
     assert!(text.contains("nas1"), "{text}");
 
-    let error = proxy.config_apply(&bad_mode()).await.expect_err("refused");
+    let error = proxy.config_apply(BAD).await.expect_err("refused");
     assert!(
         matches!(&error, HostError::Invalid(m) if m == LACP2_LINE),
         "{error:?}"
@@ -213,5 +124,26 @@ async fn interface_over_a_peer_to_peer_connection() {
             .expect("plan")
             .starts_with("No changes")
     );
-    assert_eq!(proxy.config_rollback(1).await.expect("rollback"), 2);
+
+    let path = proxy.config_rollback(1).await.expect("rollback");
+    let finished = wait_for_job(&client, &path).await;
+    assert_eq!(finished.state, JobState::Succeeded, "{finished:?}");
+    assert_eq!(proxy.jobs().await.expect("Jobs").len(), 2);
+
+    // A finished job cannot be cancelled, and says so.
+    let job = Job1Proxy::builder(&client)
+        .path(path)
+        .build()
+        .await
+        .expect("proxy");
+    assert!(matches!(job.cancel().await, Err(HostError::Invalid(m)) if m.contains("succeeded")));
+
+    let (next, records) = proxy.log(0, 10).await.expect("Log");
+    assert_eq!(next, 2);
+    let messages: Vec<&str> = records.iter().map(|r| r.4.as_str()).collect();
+    assert_eq!(messages, ["first", "second"]);
+    assert_eq!(records[1].2, "WARN");
+    let (next, records) = proxy.log(1, 10).await.expect("Log");
+    assert_eq!((next, records.len()), (2, 1));
+    assert!(proxy.log(2, 10).await.expect("Log").1.is_empty());
 }

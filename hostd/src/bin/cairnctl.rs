@@ -10,8 +10,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
-use hostd::api::{self, Host1Proxy, HostError, Status};
+use hostd::api::{self, Host1Proxy, HostError, Job1Proxy, Status, WireLogRecord};
+use hostd::jobs::{JobSnapshot, JobState};
 use serde_json::json;
+use zbus::OwnedObjectPath;
 
 /// How long the bus may take to accept us (its own method calls have zbus's 25 s timeout).
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -42,8 +44,32 @@ enum Command {
     /// The desired state: show, plan, apply, history, rollback.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Long operations hostd runs: list, show, wait for, cancel.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// hostd's recent log (this boot; older boots are in /config/logs/hostd.log*).
+    Log {
+        /// Keep printing new records until interrupted (Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
+        /// Print only the last N records first.
+        #[arg(short = 'n', long, value_name = "N")]
+        lines: Option<usize>,
+    },
     /// Print a shell completion script.
     Completions { shell: Shell },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// The jobs hostd remembers, oldest first.
+    List,
+    /// One job's state, progress and result.
+    Show { id: u64 },
+    /// Follow a job's progress until it ends.
+    Wait { id: u64 },
+    /// Stop a running job at its next step; it rolls back what it did.
+    Cancel { id: u64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,11 +78,12 @@ enum ConfigCommand {
     Show,
     /// Validate FILE ("-": stdin) and say what applying it would change.
     Plan { file: PathBuf },
-    /// Validate FILE ("-": stdin) as a whole and commit it.
+    /// Validate FILE ("-": stdin) as a whole, commit it and bring the box to it, showing each
+    /// step; Ctrl-C cancels and rolls back.
     Apply { file: PathBuf },
     /// The kept generations, oldest first.
     History,
-    /// Commit generation N again, as a new generation.
+    /// Apply generation N again, as a new generation.
     Rollback { generation: u64 },
 }
 
@@ -88,6 +115,8 @@ enum CtlError {
     Runtime(std::io::Error),
     #[error("hostd answered with something that is not JSON: {0}")]
     BadAnswer(serde_json::Error),
+    #[error("Cannot wait for Ctrl-C: {0}")]
+    Signal(std::io::Error),
 }
 
 impl CtlError {
@@ -99,7 +128,8 @@ impl CtlError {
             | Self::Connect { .. }
             | Self::ConnectTimeout { .. }
             | Self::Runtime(_)
-            | Self::BadAnswer(_) => Exit::Failure,
+            | Self::BadAnswer(_)
+            | Self::Signal(_) => Exit::Failure,
         }
     }
 }
@@ -116,7 +146,12 @@ fn describe(error: &HostError) -> String {
             let indented: Vec<String> = lines.lines().map(|line| format!("  {line}")).collect();
             format!("The document is refused:\n{}", indented.join("\n"))
         }
-        HostError::NotFound(text) | HostError::Storage(text) => text.clone(),
+        HostError::NotFound(text)
+        | HostError::Storage(text)
+        | HostError::System(text)
+        | HostError::ApplyFailed(text)
+        | HostError::Cancelled(text)
+        | HostError::Busy(text) => text.clone(),
         HostError::ZBus(zbus::Error::MethodError(name, _, _))
             if name.as_str() == "org.freedesktop.DBus.Error.ServiceUnknown"
                 || name.as_str() == "org.freedesktop.DBus.Error.NameHasNoOwner" =>
@@ -215,13 +250,14 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
             }
         }
         Command::Config(ConfigCommand::Apply { .. }) => {
-            let generation = host
+            let path = host
                 .config_apply(document.as_deref().unwrap_or_default())
                 .await?;
+            let applied = follow_apply(&connection, path, cli.json).await?;
             if cli.json {
-                json!({ "generation": generation }).to_string()
+                serde_json::to_string(&applied).expect("an outcome is strings and numbers")
             } else {
-                format!("applied: generation {generation}")
+                human_applied(&applied, "applied")
             }
         }
         Command::Config(ConfigCommand::History) => {
@@ -243,12 +279,18 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
             }
         }
         Command::Config(ConfigCommand::Rollback { generation }) => {
-            let new = host.config_rollback(*generation).await?;
+            let path = host.config_rollback(*generation).await?;
+            let applied = follow_apply(&connection, path, cli.json).await?;
             if cli.json {
-                json!({ "generation": new }).to_string()
+                serde_json::to_string(&applied).expect("an outcome is strings and numbers")
             } else {
-                format!("rolled back to generation {generation}: now generation {new}")
+                human_applied(&applied, &format!("rolled back to generation {generation}"))
             }
+        }
+        Command::Job(command) => job_command(&connection, &host, command, cli.json).await?,
+        Command::Log { follow, lines } => {
+            print_log(&host, *follow, *lines, cli.json).await?;
+            return Ok(());
         }
         Command::Completions { .. } => unreachable!("handled without a bus"),
     };
@@ -256,6 +298,268 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
     // A closed stdout (`| head`) is not an error worth reporting.
     let _ = writeln!(stdout, "{out}");
     Ok(())
+}
+
+/// How often a client asks a job or the log for news: quick enough to feel live on the
+/// console, slow enough to cost hostd nothing.
+const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+async fn job_proxy<'a>(
+    connection: &'a zbus::Connection,
+    path: OwnedObjectPath,
+) -> Result<Job1Proxy<'a>, CtlError> {
+    Job1Proxy::builder(connection)
+        .path(path)
+        .build()
+        .await
+        .map_err(|error| CtlError::Host(HostError::ZBus(error)))
+}
+
+async fn snapshot(job: &Job1Proxy<'_>) -> Result<JobSnapshot, CtlError> {
+    let text = job.snapshot().await?;
+    serde_json::from_str(&text).map_err(CtlError::BadAnswer)
+}
+
+/// Prints each step of a job as it changes (to stderr, so that `--json` stdout stays one
+/// document) until it ends; Ctrl-C asks hostd to cancel it and keeps following the rollback.
+async fn follow_job(job: &Job1Proxy<'_>, quiet: bool) -> Result<JobSnapshot, CtlError> {
+    let mut last_shown = String::new();
+    let mut cancel_asked = false;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let seen = snapshot(job).await?;
+        let line = format!("[{}/{}] {}", seen.done, seen.total, seen.step);
+        if !quiet && line != last_shown && seen.state == JobState::Running {
+            eprintln!("{line}");
+            last_shown = line;
+        }
+        if seen.state != JobState::Running {
+            return Ok(seen);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+            result = &mut interrupted, if !cancel_asked => {
+                result.map_err(CtlError::Signal)?;
+                cancel_asked = true;
+                eprintln!("cancelling job {} (it rolls back what it did)…", seen.id);
+                // Finished in between is fine: the next snapshot says how it ended.
+                let _ = job.cancel().await;
+            }
+        }
+    }
+}
+
+/// Follows an apply job to its end and turns its outcome into a result or an error.
+async fn follow_apply(
+    connection: &zbus::Connection,
+    path: OwnedObjectPath,
+    quiet: bool,
+) -> Result<hostd::host::Applied, CtlError> {
+    let job = job_proxy(connection, path).await?;
+    let finished = follow_job(&job, quiet).await?;
+    job_outcome(&finished)
+}
+
+fn job_outcome(finished: &JobSnapshot) -> Result<hostd::host::Applied, CtlError> {
+    match finished.state {
+        JobState::Succeeded => serde_json::from_str(&finished.result).map_err(CtlError::BadAnswer),
+        JobState::Failed | JobState::Cancelled | JobState::Running => Err(CtlError::Host(
+            HostError::from_job(&finished.error_name, finished.error.clone()),
+        )),
+    }
+}
+
+fn human_applied(applied: &hostd::host::Applied, what: &str) -> String {
+    let mut text = format!("{what}: generation {}", applied.generation);
+    if applied.actions.is_empty() {
+        text.push_str(
+            "
+the box already matched; no action needed",
+        );
+    }
+    for action in &applied.actions {
+        text.push_str(&format!(
+            "
+done: {action}"
+        ));
+    }
+    if !applied.recorded_only.is_empty() {
+        text.push_str(&format!(
+            "
+recorded only (no subsystem acts on them yet): {}",
+            applied.recorded_only.join(", ")
+        ));
+    }
+    text
+}
+
+async fn job_command(
+    connection: &zbus::Connection,
+    host: &Host1Proxy<'_>,
+    command: &JobCommand,
+    json: bool,
+) -> Result<String, CtlError> {
+    match command {
+        JobCommand::List => {
+            let mut jobs = Vec::new();
+            for path in host.jobs().await? {
+                jobs.push(snapshot(&job_proxy(connection, path).await?).await?);
+            }
+            Ok(if json {
+                serde_json::to_string(&jobs).expect("snapshots are strings and numbers")
+            } else if jobs.is_empty() {
+                "no jobs since hostd started".to_string()
+            } else {
+                let mut text = format!(
+                    "{:>4}  {:<14} {:<10} {:>7}  step",
+                    "id", "kind", "state", "steps"
+                );
+                for job in &jobs {
+                    text.push_str(&format!(
+                        "\n{:>4}  {:<14} {:<10} {:>7}  {}",
+                        job.id,
+                        job.kind,
+                        job.state.as_str(),
+                        format!("{}/{}", job.done, job.total),
+                        job.step
+                    ));
+                }
+                text
+            })
+        }
+        JobCommand::Show { id } | JobCommand::Wait { id } | JobCommand::Cancel { id } => {
+            let job = find_job(connection, host, *id).await?;
+            let seen = match command {
+                JobCommand::Wait { .. } => follow_job(&job, json).await?,
+                JobCommand::Cancel { .. } => {
+                    job.cancel().await?;
+                    follow_job(&job, json).await?
+                }
+                JobCommand::Show { .. } | JobCommand::List => snapshot(&job).await?,
+            };
+            Ok(if json {
+                serde_json::to_string(&seen).expect("a snapshot is strings and numbers")
+            } else {
+                human_job(&seen)
+            })
+        }
+    }
+}
+
+async fn find_job<'a>(
+    connection: &'a zbus::Connection,
+    host: &Host1Proxy<'_>,
+    id: u64,
+) -> Result<Job1Proxy<'a>, CtlError> {
+    let wanted = api::job_path(id);
+    if !host.jobs().await?.contains(&wanted) {
+        return Err(CtlError::Host(HostError::NotFound(format!(
+            "No job {id}; `cairnctl job list` shows the jobs hostd remembers"
+        ))));
+    }
+    job_proxy(connection, wanted).await
+}
+
+fn human_job(job: &JobSnapshot) -> String {
+    let mut text = format!(
+        "job {}: {} — {} ({}/{} steps)\nstep: {}",
+        job.id,
+        job.kind,
+        job.state.as_str(),
+        job.done,
+        job.total,
+        job.step
+    );
+    if !job.result.is_empty() {
+        text.push_str(&format!("\nresult: {}", job.result));
+    }
+    if !job.error.is_empty() {
+        text.push_str(&format!("\nerror: {}", job.error));
+    }
+    text
+}
+
+/// Records asked for per call while following.
+const LOG_BATCH: u32 = 500;
+
+async fn print_log(
+    host: &Host1Proxy<'_>,
+    follow: bool,
+    last: Option<usize>,
+    json: bool,
+) -> Result<(), CtlError> {
+    let mut since = 0;
+    let mut first = true;
+    loop {
+        let (next, mut records) = host.log(since, LOG_BATCH).await?;
+        if first && let Some(keep) = last {
+            // Only the tail of what is there now: fetch it all, then cut.
+            let mut all = records;
+            let mut next_all = next;
+            loop {
+                let (more_next, more) = host.log(next_all, LOG_BATCH).await?;
+                if more.is_empty() {
+                    break;
+                }
+                all.extend(more);
+                next_all = more_next;
+            }
+            records = all.split_off(all.len().saturating_sub(keep));
+            since = next_all;
+        } else {
+            if let Some(gap_end) = records.first().map(|record| record.0)
+                && gap_end > since
+                && !first
+            {
+                eprintln!(
+                    "cairnctl: {} records were dropped from the ring before they could be read",
+                    gap_end - since
+                );
+            }
+            since = next;
+        }
+        first = false;
+        let mut stdout = std::io::stdout().lock();
+        for record in &records {
+            let line = if json {
+                log_json(record).to_string()
+            } else {
+                human_log(record)
+            };
+            if writeln!(stdout, "{line}").is_err() {
+                return Ok(()); // `| head`
+            }
+        }
+        drop(stdout);
+        if records.len() == LOG_BATCH as usize {
+            continue; // more waiting right now
+        }
+        if !follow {
+            return Ok(());
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+fn log_json(record: &WireLogRecord) -> serde_json::Value {
+    let (sequence, micros, level, target, message) = record;
+    json!({
+        "sequence": sequence,
+        "time_us": micros,
+        "level": level,
+        "target": target,
+        "message": message,
+    })
+}
+
+fn human_log(record: &WireLogRecord) -> String {
+    let (_, micros, level, target, message) = record;
+    format!(
+        "{}.{:03} {level:>5} {target}: {message}",
+        utc(micros / 1_000_000),
+        micros % 1_000_000 / 1000
+    )
 }
 
 fn read_document(path: &PathBuf) -> Result<String, CtlError> {
@@ -280,7 +584,7 @@ fn human_status(status: &Status) -> String {
         0 => "none committed".to_string(),
         n => n.to_string(),
     };
-    format!(
+    let mut text = format!(
         "board:        {}\nuptime:       {uptime}\ngeneration:   {generation}\npersistence:  {}",
         status.board,
         if status.persistence {
@@ -288,7 +592,11 @@ fn human_status(status: &Status) -> String {
         } else {
             "OFF (changes are lost at reboot)"
         }
-    )
+    );
+    if let Some(error) = &status.reconcile_error {
+        text.push_str(&format!("\nDRIFT:        {error}"));
+    }
+    text
 }
 
 /// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS` (UTC; proleptic Gregorian).

@@ -14,6 +14,8 @@ pub struct ElfNeeds {
     pub interpreter: Option<String>,
     /// DT_NEEDED sonames in file order.
     pub libraries: Vec<String>,
+    /// DT_RUNPATH and DT_RPATH entries (systemd's tools find libsystemd-shared through one).
+    pub search_paths: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,14 @@ pub fn read_needs(path: &Path) -> Result<Option<ElfNeeds>, ElfError> {
     Ok(Some(ElfNeeds {
         interpreter: elf.interpreter.map(str::to_string),
         libraries: elf.libraries.iter().map(|name| name.to_string()).collect(),
+        search_paths: elf
+            .runpaths
+            .iter()
+            .chain(elf.rpaths.iter())
+            .flat_map(|paths| paths.split(':'))
+            .filter(|path| !path.is_empty())
+            .map(str::to_string)
+            .collect(),
     }))
 }
 
@@ -71,8 +81,26 @@ pub fn find_library(root: &Path, soname: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.exists())
 }
 
+/// A binary's own search paths as directories under `root`; `$ORIGIN` is the directory of
+/// `binary` (a path under `root`).
+fn search_dirs(root: &Path, binary: &Path, search_paths: &[String]) -> Vec<PathBuf> {
+    let origin = binary.parent().unwrap_or(root);
+    search_paths
+        .iter()
+        .map(|path| {
+            if let Some(rest) = path.strip_prefix("$ORIGIN") {
+                origin.join(rest.trim_start_matches('/'))
+            } else {
+                root.join(path.trim_start_matches('/'))
+            }
+        })
+        .collect()
+}
+
 /// The library closure of `binaries` (paths inside `source_root`): every soname they need,
-/// directly or through other libraries, mapped to where it is in `source_root`.
+/// directly or through other libraries, mapped to where it is in `source_root`. A binary's
+/// RUNPATH is searched before the library directories, as the loader does; the image
+/// installs every library into the first library directory, where the loader finds it too.
 pub fn library_closure(
     source_root: &Path,
     binaries: &[PathBuf],
@@ -94,7 +122,12 @@ pub fn library_closure(
             if found.contains_key(&library) {
                 continue;
             }
-            let Some(location) = find_library(source_root, &library) else {
+            let own_dirs = search_dirs(source_root, &path, &needs.search_paths);
+            let in_own_dirs = own_dirs
+                .iter()
+                .map(|dir| dir.join(&library))
+                .find(|candidate| candidate.exists());
+            let Some(location) = in_own_dirs.or_else(|| find_library(source_root, &library)) else {
                 return Err(ElfError::Unsatisfied {
                     binary: label,
                     library,
@@ -199,5 +232,26 @@ mod tests {
             }
             other => panic!("unexpected error {other}"),
         }
+    }
+
+    #[test]
+    fn runpaths_resolve_under_the_root_and_origin_under_the_binary() {
+        let root = Path::new("/debroot");
+        let binary = root.join("usr/bin/busctl");
+        let dirs = search_dirs(
+            root,
+            &binary,
+            &[
+                "/usr/lib/x86_64-linux-gnu/systemd".into(),
+                "$ORIGIN/../lib".into(),
+            ],
+        );
+        assert_eq!(
+            dirs,
+            [
+                PathBuf::from("/debroot/usr/lib/x86_64-linux-gnu/systemd"),
+                PathBuf::from("/debroot/usr/bin/../lib"),
+            ]
+        );
     }
 }

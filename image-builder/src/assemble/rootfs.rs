@@ -21,6 +21,7 @@ pub const TOOLS: &[&str] = &[
     "btrfs",       // manages volumes, devices, scrub and balance
     "dbus-daemon", // the system bus broker hostd's API is on (config: DBUS_SYSTEM_CONF)
     "dbus-send",   // a stock bus client: introspect and call hostd from the console
+    "busctl",      // the standard tool to introspect and call hostd's API (from systemd)
 ];
 
 /// Where the broker's configuration goes; init starts `dbus-daemon` with it.
@@ -60,10 +61,10 @@ pub const DBUS_SYSTEM_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop
 
 /// busybox applets linked into /usr/bin: what an admin in `shell` and the tests expect.
 pub const BUSYBOX_APPLETS: &[&str] = &[
-    "sh", "ash", "cat", "cp", "df", "dmesg", "du", "echo", "env", "false", "find", "free", "grep",
-    "head", "hexdump", "kill", "less", "ln", "ls", "lsmod", "mkdir", "mount", "mv", "pidof", "ps",
-    "readlink", "rm", "sed", "sleep", "stat", "sync", "tail", "test", "top", "touch", "true",
-    "umount", "uname", "vi", "wc",
+    "sh", "ash", "cat", "cp", "date", "df", "dmesg", "du", "echo", "env", "false", "find", "free",
+    "grep", "head", "hexdump", "hostname", "kill", "less", "ln", "ls", "lsmod", "mkdir", "mount",
+    "mv", "pidof", "ps", "readlink", "rm", "sed", "seq", "sleep", "stat", "sync", "tail", "test",
+    "top", "touch", "true", "ts", "umount", "uname", "usleep", "vi", "wc",
 ];
 
 const TOOL_DIRS: [&str; 4] = ["usr/sbin", "usr/bin", "sbin", "bin"];

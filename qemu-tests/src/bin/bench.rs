@@ -1,6 +1,12 @@
 //! `make bench`: boots the direct-kernel image several times and reports init's READY
-//! timings, the host's launch-to-READY time, init's resident memory and the image sizes,
-//! as medians on stdout and in full in `build/bench.json`.
+//! timings, the host's launch-to-READY time, init's and idle hostd's resident memory, the
+//! round-trip time of `cairnctl status` and the image sizes, as medians on stdout and in full
+//! in `build/bench.json`.
+//!
+//! `cairnctl status` is timed inside the guest, [`RTT_CALLS`] times per boot: the shell
+//! echoes a line before and after each call and busybox `ts -i` stamps every line with the
+//! microseconds since the previous one, so a `CALL` line carries what an admin waits for
+//! (process start, bus connection, the call, the answer). Busybox `date` has no `%N`.
 //!
 //! Boots run one after another, never in parallel: two TCG guests on 2 cores would
 //! measure the contention, not the image.
@@ -35,6 +41,9 @@ struct Args {
     output: Option<PathBuf>,
 }
 
+/// `cairnctl status` calls timed per boot.
+const RTT_CALLS: u32 = 30;
+
 #[derive(Debug, Error)]
 enum BenchError {
     #[error(transparent)]
@@ -48,8 +57,10 @@ enum BenchError {
         #[source]
         source: ApplianceError,
     },
-    #[error("Cannot read init's VmRSS from {0:?}")]
+    #[error("Cannot read a VmRSS from {0:?}")]
     Rss(String),
+    #[error("Cannot read the timings of `cairnctl status` from {0:?}")]
+    Rtt(String),
     #[error("Cannot read the size of {path}")]
     Size {
         path: PathBuf,
@@ -75,6 +86,9 @@ struct Sample {
     ready_total_s: f64,
     host_launch_to_ready_s: f64,
     init_rss_kib: f64,
+    hostd_idle_rss_kib: f64,
+    /// The median of this boot's calls.
+    cairnctl_status_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,8 +128,13 @@ fn run(args: &Args) -> Result<(), BenchError> {
     for run in 1..=args.runs {
         let sample = measure_boot(&image, &args.board, run, args.runs)?;
         eprintln!(
-            "boot {run}/{}: READY total={:.3}s (host {:.3}s), init VmRSS {} KiB",
-            args.runs, sample.ready_total_s, sample.host_launch_to_ready_s, sample.init_rss_kib
+            "boot {run}/{}: READY total={:.3}s (host {:.3}s), init VmRSS {} KiB, hostd VmRSS {} KiB, cairnctl status {:.1} ms",
+            args.runs,
+            sample.ready_total_s,
+            sample.host_launch_to_ready_s,
+            sample.init_rss_kib,
+            sample.hostd_idle_rss_kib,
+            sample.cairnctl_status_ms
         );
         samples.push(sample);
     }
@@ -134,6 +153,8 @@ fn run(args: &Args) -> Result<(), BenchError> {
             metric(|s| s.host_launch_to_ready_s),
         ),
         ("init_rss_kib", metric(|s| s.init_rss_kib)),
+        ("hostd_idle_rss_kib", metric(|s| s.hostd_idle_rss_kib)),
+        ("cairnctl_status_ms", metric(|s| s.cairnctl_status_ms)),
     ]);
     let sizes_bytes = BTreeMap::from([
         ("vmlinuz", file_size(&image.kernel)?),
@@ -182,6 +203,16 @@ fn measure_boot(image: &Image, board: &str, run: u32, runs: u32) -> Result<Sampl
     let host_launch_to_ready_s = launched.elapsed().as_secs_f64();
     let status = app.shell("grep VmRSS /proc/1/status").map_err(failed)?;
     let rss = parse_vm_rss_kib(&status).ok_or(BenchError::Rss(status))?;
+    let hostd_status = app
+        .shell("grep VmRSS /proc/$(pidof hostd)/status")
+        .map_err(failed)?;
+    let hostd_rss = parse_vm_rss_kib(&hostd_status).ok_or(BenchError::Rss(hostd_status))?;
+    let timed = app
+        .shell(&format!(
+            "(for i in $(seq {RTT_CALLS}); do echo START; cairnctl status >/dev/null || exit 1; echo CALL; done) | ts -i '%.s'"
+        ))
+        .map_err(failed)?;
+    let cairnctl_status_ms = status_rtt_ms(&timed).ok_or(BenchError::Rtt(timed))?;
     app.finish();
     Ok(Sample {
         init_s: ready.init,
@@ -190,7 +221,19 @@ fn measure_boot(image: &Image, board: &str, run: u32, runs: u32) -> Result<Sampl
         ready_total_s: ready.total,
         host_launch_to_ready_s,
         init_rss_kib: rss as f64,
+        hostd_idle_rss_kib: hostd_rss as f64,
+        cairnctl_status_ms,
     })
+}
+
+/// From `ts -i '%.s'` lines (`0.056120 CALL`): the median seconds before a `CALL` line, in ms.
+fn status_rtt_ms(text: &str) -> Option<f64> {
+    let calls: Vec<f64> = text
+        .lines()
+        .filter_map(|line| line.trim().strip_suffix(" CALL"))
+        .filter_map(|seconds| seconds.trim().parse::<f64>().ok())
+        .collect();
+    Some(Summary::of(&calls)?.median * 1e3)
 }
 
 /// `VmRSS:\t    1234 kB` → 1234 (the kernel's "kB" is KiB).
@@ -244,6 +287,14 @@ mod tests {
         assert_eq!(parse_vm_rss_kib("VmHWM: 5 kB\nVmRSS: 77 kB\n"), Some(77));
         assert_eq!(parse_vm_rss_kib("VmRSS: lots"), None);
         assert_eq!(parse_vm_rss_kib("grep: /proc/1/status: No such file"), None);
+    }
+
+    #[test]
+    fn status_rtt_is_the_median_of_the_call_lines() {
+        let text = "0.000010 START\n0.041000 CALL\n0.001000 START\n0.061000 CALL\n0.002000 START\n0.051000 CALL\n";
+        let median = status_rtt_ms(text).expect("three calls");
+        assert!((median - 51.0).abs() < 1e-9, "{median}");
+        assert_eq!(status_rtt_ms("0.1 START\n"), None);
     }
 
     #[test]

@@ -1,0 +1,394 @@
+//! The decisions behind every API call, over any store and any [`System`].
+//!
+//! Applying a document (or rolling back to an old one) is one transaction across the store
+//! and the box:
+//! 1. validate the whole document (refused before anything happens);
+//! 2. observe the box and plan the actions that take it to the document;
+//! 3. commit the document as the next generation;
+//! 4. run the actions in order, checking for cancellation between them;
+//! 5. on a failure or a cancel: undo the actions that ran, newest first, and commit the
+//!    previous document again, so the store and the box both say "before".
+//!
+//! Committing before acting is what makes a hostd killed at any point safe: when it starts
+//! again, [`Core::reconcile`] takes the box to whatever the store holds — the old document if
+//! the kill came before step 3 finished, the new one after — and the rename in the store makes
+//! that "old or new", never a mix.
+
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::HostError;
+use crate::jobs::Job;
+use crate::plan::{self, Executor, describe};
+use crate::reconcile::{self, HostAction, System, SystemError};
+use crate::state::DesiredState;
+use crate::store::{Filesystem, Generation, OsFilesystem, StateStore};
+
+/// What `Status()` answers, as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub board: String,
+    /// Seconds since the kernel started; absent when /proc/uptime cannot be read.
+    pub uptime_seconds: Option<f64>,
+    /// The committed desired state's generation; 0 before the first commit.
+    pub generation: u64,
+    /// Whether the desired state is on the config partition (survives a reboot).
+    pub persistence: bool,
+    /// Why the box does not match the committed document, when the last reconcile failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile_error: Option<String>,
+}
+
+/// A successful apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub generation: u64,
+    /// The actions run on the box, as shown in the plan.
+    pub actions: Vec<String>,
+    /// Sections recorded but not acted on yet (no subsystem for them).
+    pub recorded_only: Vec<String>,
+}
+
+/// The sections of a desired-state document, in document order.
+const SECTIONS: [&str; 4] = ["hostname", "network", "storage", "guests"];
+
+#[derive(Debug)]
+pub struct Core<S: System, F: Filesystem = OsFilesystem> {
+    store: StateStore<F>,
+    system: S,
+    board: String,
+    persistent: bool,
+    uptime: fn() -> Option<f64>,
+    reconcile_error: Option<String>,
+}
+
+impl<S: System, F: Filesystem> Core<S, F> {
+    pub fn new(
+        store: StateStore<F>,
+        system: S,
+        board: impl Into<String>,
+        persistent: bool,
+        uptime: fn() -> Option<f64>,
+    ) -> Self {
+        Self {
+            store,
+            system,
+            board: board.into(),
+            persistent,
+            uptime,
+            reconcile_error: None,
+        }
+    }
+
+    pub fn status(&self) -> Result<Status, HostError> {
+        Ok(Status {
+            board: self.board.clone(),
+            uptime_seconds: (self.uptime)(),
+            generation: self
+                .current()?
+                .map_or(0, |(generation, _)| generation.get()),
+            persistence: self.persistent,
+            reconcile_error: self.reconcile_error.clone(),
+        })
+    }
+
+    /// The board's configuration (board-configs) as JSON.
+    pub fn board(&self) -> Result<String, HostError> {
+        let board = board_configs::by_id(&self.board).ok_or_else(|| {
+            HostError::NotFound(format!("Board {:?} is not in board-configs", self.board))
+        })?;
+        Ok(serde_json::to_string(board).expect("a board is strings, numbers and lists"))
+    }
+
+    /// The committed document and its generation; generation 0 and the empty document before
+    /// the first commit.
+    pub fn show(&self) -> Result<(u64, String), HostError> {
+        Ok(match self.current()? {
+            Some((generation, state)) => (generation.get(), state.to_toml()),
+            None => (0, DesiredState::default().to_toml()),
+        })
+    }
+
+    /// Validates `text` and says what applying it would change: sections, then actions.
+    pub fn plan(&self, text: &str) -> Result<String, HostError> {
+        let desired = DesiredState::from_toml(text)?;
+        let observed = self.system.observe().map_err(system_error)?;
+        let actions = reconcile::plan(&desired, &observed);
+        let current = self.current()?;
+        Ok(describe_plan(
+            current
+                .as_ref()
+                .map(|(generation, state)| (*generation, state)),
+            &desired,
+            &actions,
+        ))
+    }
+
+    /// The document of a kept generation, for a rollback (which is an apply of it).
+    pub fn generation(&self, generation: u64) -> Result<DesiredState, HostError> {
+        Ok(self.store.read_generation(Generation::new(generation))?)
+    }
+
+    /// Applies a validated document as one transaction (see the module's comment), reporting
+    /// progress on `job`. A document equal to the committed one is not committed again.
+    pub fn apply(&mut self, desired: &DesiredState, job: &Job) -> Result<Applied, HostError> {
+        desired.validate()?;
+        job.progress(0, "observing the box");
+        let observed = self.system.observe().map_err(system_error)?;
+        let actions = reconcile::plan(desired, &observed);
+        let previous = self.current()?;
+        // One step for the commit, one per action.
+        job.set_total(u32::try_from(actions.len() + 1).unwrap_or(u32::MAX));
+        let recorded_only = reconcile::pending_sections(desired)
+            .into_iter()
+            .map(String::from)
+            .collect();
+
+        let generation = match &previous {
+            Some((generation, state)) if state == desired => *generation,
+            _ => {
+                job.progress(0, "committing the document");
+                let generation = self.store.commit(desired)?;
+                tracing::info!(%generation, "committed a new desired state");
+                generation
+            }
+        };
+        job.progress(1, format!("committed generation {generation}"));
+
+        let mut watched = Watched {
+            system: &mut self.system,
+            job,
+            next_step: 1,
+            stopping: false,
+        };
+        match plan::apply(&actions, &mut watched) {
+            Ok(done) => {
+                self.reconcile_error = None;
+                Ok(Applied {
+                    generation: generation.get(),
+                    actions: done.iter().map(ToString::to_string).collect(),
+                    recorded_only,
+                })
+            }
+            Err(failure) => {
+                let cancelled = matches!(failure.cause, WatchedError::Cancelled);
+                let restored = self.restore(previous.as_ref().map(|(g, _)| *g), generation);
+                let mut message = if cancelled {
+                    format!(
+                        "Cancelled before \"{}\"; {}",
+                        failure.failed_action,
+                        rollback_text(&failure)
+                    )
+                } else {
+                    crate::api::chain(&failure)
+                };
+                match restored {
+                    Ok(Some(back)) => message.push_str(&format!(
+                        "; the store is back at the previous document (now generation {back})"
+                    )),
+                    Ok(None) => {}
+                    Err(error) => message.push_str(&format!(
+                        "; AND the previous document could not be committed again: {}",
+                        error.message()
+                    )),
+                }
+                if !failure.rollback_failures.is_empty() {
+                    self.reconcile_error = Some(message.clone());
+                }
+                tracing::error!("{message}");
+                Err(if cancelled {
+                    HostError::Cancelled(message)
+                } else {
+                    HostError::ApplyFailed(message)
+                })
+            }
+        }
+    }
+
+    /// Takes the box to the committed document (at start-up, after a crash or a reboot).
+    /// Returns the actions it ran.
+    pub fn reconcile(&mut self) -> Result<Vec<String>, HostError> {
+        let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
+        let result = self
+            .system
+            .observe()
+            .map_err(system_error)
+            .map(|observed| reconcile::plan(&desired, &observed))
+            .and_then(|actions| {
+                plan::apply(&actions, &mut self.system)
+                    .map_err(|failure| HostError::ApplyFailed(crate::api::chain(&failure)))
+            });
+        match result {
+            Ok(done) => {
+                self.reconcile_error = None;
+                Ok(done.iter().map(ToString::to_string).collect())
+            }
+            Err(error) => {
+                self.reconcile_error = Some(error.message());
+                Err(error)
+            }
+        }
+    }
+
+    /// `(generation, committed at in seconds since 1970)`, oldest first.
+    pub fn history(&self) -> Result<Vec<(u64, u64)>, HostError> {
+        Ok(self
+            .store
+            .history()?
+            .into_iter()
+            .map(|version| {
+                let since_epoch = version
+                    .committed_at
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or(Duration::ZERO);
+                (version.generation.get(), since_epoch.as_secs())
+            })
+            .collect())
+    }
+
+    /// After a failed apply: commits the previous document again (if the failed one was
+    /// committed), or the empty document when there was none before.
+    fn restore(
+        &mut self,
+        previous: Option<Generation>,
+        attempted: Generation,
+    ) -> Result<Option<Generation>, HostError> {
+        if previous == Some(attempted) {
+            return Ok(None); // nothing new was committed
+        }
+        let back = match previous {
+            Some(generation) => self.store.rollback(generation)?,
+            None => self.store.commit(&DesiredState::default())?,
+        };
+        Ok(Some(back))
+    }
+
+    fn current(&self) -> Result<Option<(Generation, DesiredState)>, HostError> {
+        Ok(self.store.current()?)
+    }
+}
+
+fn system_error(error: SystemError) -> HostError {
+    HostError::System(crate::api::chain(&error))
+}
+
+fn rollback_text<E: std::error::Error + 'static>(
+    failure: &plan::ApplyError<HostAction, E>,
+) -> String {
+    match failure.rollback_failures.len() {
+        0 => format!("rolled back ({} undo steps)", failure.rolled_back.len()),
+        n => format!("rollback incomplete: {n} steps could not be undone"),
+    }
+}
+
+/// Why a watched action did not run.
+#[derive(Debug, thiserror::Error)]
+enum WatchedError {
+    #[error("Cancelled on request")]
+    Cancelled,
+    #[error(transparent)]
+    System(#[from] SystemError),
+}
+
+/// Runs actions through the system while reporting each as a job step, and stops at the
+/// first step boundary after a cancel request. Once it has refused a step, it lets every
+/// later call through: those are the rollback's undo actions.
+struct Watched<'a, S: System> {
+    system: &'a mut S,
+    job: &'a Job,
+    next_step: u32,
+    stopping: bool,
+}
+
+impl<S: System> Executor<HostAction> for Watched<'_, S> {
+    type Error = WatchedError;
+
+    fn execute(&mut self, action: &HostAction) -> Result<(), WatchedError> {
+        if self.stopping {
+            self.job
+                .progress(self.next_step, format!("undoing: {action}"));
+            return Ok(self.system.execute(action)?);
+        }
+        if self.job.cancel_requested() {
+            self.stopping = true;
+            return Err(WatchedError::Cancelled);
+        }
+        self.job.progress(self.next_step, action.to_string());
+        let result = self.system.execute(action);
+        if result.is_err() {
+            self.stopping = true;
+        }
+        result?;
+        self.next_step += 1;
+        self.job.progress(self.next_step, action.to_string());
+        Ok(())
+    }
+}
+
+/// The plan's text: which sections change against what, then the actions on the box.
+pub fn describe_plan(
+    current: Option<(Generation, &DesiredState)>,
+    desired: &DesiredState,
+    actions: &[HostAction],
+) -> String {
+    let empty = DesiredState::default();
+    let (against, before) = match current {
+        Some((generation, state)) => (format!("generation {generation}"), state),
+        None => (
+            "the empty document (nothing committed yet)".to_string(),
+            &empty,
+        ),
+    };
+    let changed: Vec<&str> = SECTIONS
+        .into_iter()
+        .filter(|section| section_differs(section, before, desired))
+        .collect();
+    if changed.is_empty() && actions.is_empty() {
+        return format!("No changes against {against}.\n");
+    }
+    let mut text = format!("Against {against}:\n");
+    for section in SECTIONS {
+        let verdict = if changed.contains(&section) {
+            "changed"
+        } else {
+            "unchanged"
+        };
+        text.push_str(&format!("  {section}: {verdict}\n"));
+    }
+    text.push_str("Actions on the box:\n");
+    if actions.is_empty() {
+        text.push_str("  none\n");
+    } else {
+        for line in describe(actions).lines() {
+            text.push_str(&format!("  {line}\n"));
+        }
+    }
+    let pending = reconcile::pending_sections(desired);
+    if !pending.is_empty() {
+        text.push_str(&format!(
+            "Recorded only (no subsystem acts on them yet): {}\n",
+            pending.join(", ")
+        ));
+    }
+    text
+}
+
+fn section_differs(section: &str, a: &DesiredState, b: &DesiredState) -> bool {
+    match section {
+        "hostname" => a.hostname != b.hostname,
+        "network" => a.network != b.network,
+        "storage" => a.storage != b.storage,
+        "guests" => a.guests != b.guests,
+        _ => unreachable!("SECTIONS lists only these"),
+    }
+}
+
+/// Seconds since boot, from /proc/uptime.
+pub fn system_uptime() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}

@@ -1,0 +1,369 @@
+//! The core over an in-memory store and a recording double of the box.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::jobs::JobState;
+use crate::reconcile::Observed;
+use crate::state::Hostname;
+use crate::store::MemoryFs;
+
+const DIR: &str = "/config/desired";
+
+const GOOD: &str = r#"
+version = 1
+hostname = "nas1"
+
+[[network.bonds]]
+name = "bond0"
+mode = "802.3ad"
+members = ["lan1", "lan2"]
+"#;
+
+/// The exact line the state module gives for a wrong bond mode.
+const LACP2_LINE: &str = r#"network.bonds[0].mode: unknown mode "lacp2" (expected one of: 802.3ad, active-backup, balance-alb)"#;
+
+fn clock() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+/// The box as a host name and a log of what was done to it; `refuse` makes setting that
+/// name fail.
+#[derive(Debug, Clone, Default)]
+struct FakeBox {
+    inner: Arc<Mutex<FakeInner>>,
+}
+
+#[derive(Debug, Default)]
+struct FakeInner {
+    hostname: String,
+    executed: Vec<String>,
+    refuse: Option<String>,
+}
+
+impl FakeBox {
+    fn named(hostname: &str) -> Self {
+        let fake = Self::default();
+        fake.lock().hostname = hostname.into();
+        fake
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn hostname(&self) -> String {
+        self.lock().hostname.clone()
+    }
+
+    fn executed(&self) -> Vec<String> {
+        self.lock().executed.clone()
+    }
+}
+
+impl Executor<HostAction> for FakeBox {
+    type Error = SystemError;
+
+    fn execute(&mut self, action: &HostAction) -> Result<(), SystemError> {
+        let mut inner = self.lock();
+        let HostAction::Hostname(set) = action;
+        if inner.refuse.as_deref() == Some(set.to.as_str()) {
+            return Err(SystemError::SetHostname {
+                name: set.to.clone(),
+                source: nix::Error::EPERM,
+            });
+        }
+        inner.hostname = set.to.clone();
+        inner.executed.push(action.to_string());
+        Ok(())
+    }
+}
+
+impl System for FakeBox {
+    fn observe(&self) -> Result<Observed, SystemError> {
+        Ok(Observed {
+            hostname: self.hostname(),
+        })
+    }
+}
+
+fn core_over(fs: MemoryFs, fake: FakeBox) -> Core<FakeBox, MemoryFs> {
+    let store = StateStore::open_with(fs, DIR, clock).expect("open a store in memory");
+    Core::new(store, fake, "qemu-x86_64", true, || Some(12.5))
+}
+
+fn core() -> (Core<FakeBox, MemoryFs>, FakeBox) {
+    let fake = FakeBox::named("cairn");
+    (core_over(MemoryFs::new(), fake.clone()), fake)
+}
+
+fn doc(text: &str) -> DesiredState {
+    DesiredState::from_toml(text).expect("a valid document")
+}
+
+fn apply(core: &mut Core<FakeBox, MemoryFs>, text: &str) -> Result<Applied, HostError> {
+    core.apply(&doc(text), &Job::new(1, "config apply"))
+}
+
+#[test]
+fn fresh_core_shows_generation_zero_and_the_empty_document() {
+    let (core, _) = core();
+    let (generation, text) = core.show().expect("show");
+    assert_eq!(generation, 0);
+    assert_eq!(doc(&text), DesiredState::default());
+    assert_eq!(
+        core.status().expect("status"),
+        Status {
+            board: "qemu-x86_64".into(),
+            uptime_seconds: Some(12.5),
+            generation: 0,
+            persistence: true,
+            reconcile_error: None,
+        }
+    );
+}
+
+#[test]
+fn apply_commits_acts_on_the_box_and_reports_each_step() {
+    let (mut core, fake) = core();
+    let job = Job::new(1, "config apply");
+    let applied = core.apply(&doc(GOOD), &job).expect("apply");
+    assert_eq!(
+        applied,
+        Applied {
+            generation: 1,
+            actions: vec![r#"set the host name from "cairn" to "nas1""#.into()],
+            recorded_only: vec!["network".into()],
+        }
+    );
+    assert_eq!(fake.hostname(), "nas1");
+    let (generation, text) = core.show().expect("show");
+    assert_eq!(generation, 1);
+    assert_eq!(doc(&text), doc(GOOD));
+    let seen = job.snapshot();
+    assert_eq!((seen.done, seen.total), (2, 2), "commit + one action");
+}
+
+#[test]
+fn applying_the_committed_document_again_keeps_its_generation_and_does_nothing() {
+    let (mut core, fake) = core();
+    assert_eq!(apply(&mut core, GOOD).expect("apply").generation, 1);
+    let again = apply(&mut core, GOOD).expect("apply again");
+    assert_eq!(again.generation, 1);
+    assert!(again.actions.is_empty());
+    assert_eq!(core.history().expect("history").len(), 1);
+    assert_eq!(fake.executed().len(), 1);
+}
+
+#[test]
+fn the_committed_document_is_applied_again_to_a_box_that_drifted() {
+    let (mut core, fake) = core();
+    apply(&mut core, GOOD).expect("apply");
+    fake.lock().hostname = "changed-by-hand".into();
+    let again = apply(&mut core, GOOD).expect("apply again");
+    assert_eq!(again.generation, 1);
+    assert_eq!(fake.hostname(), "nas1");
+}
+
+#[test]
+fn invalid_document_is_refused_with_every_line_and_nothing_changes() {
+    let (mut core, fake) = core();
+    apply(&mut core, GOOD).expect("apply");
+    let two_errors = GOOD.replace("802.3ad", "lacp2").replace("nas1", "-bad-");
+    let error = HostError::from(DesiredState::from_toml(&two_errors).expect_err("refused"));
+    let HostError::Invalid(text) = &error else {
+        panic!("expected Invalid, got {error:?}");
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("hostname: "), "{text}");
+    assert_eq!(lines[1], LACP2_LINE);
+    assert!(error.is_bad_input());
+    assert!(matches!(core.plan(&two_errors), Err(HostError::Invalid(_))));
+    assert_eq!(core.show().expect("show").0, 1);
+    assert_eq!(fake.hostname(), "nas1");
+}
+
+#[test]
+fn a_failing_action_leaves_the_box_and_the_store_as_they_were() {
+    let (mut core, fake) = core();
+    apply(&mut core, GOOD).expect("apply");
+    fake.lock().refuse = Some("nas2".into());
+    let error = apply(&mut core, &GOOD.replace("nas1", "nas2")).expect_err("refused by the box");
+    let HostError::ApplyFailed(message) = &error else {
+        panic!("expected ApplyFailed, got {error:?}");
+    };
+    assert!(
+        message.contains(r#""set the host name from "nas1" to "nas2"" failed"#),
+        "{message}"
+    );
+    assert!(
+        message.contains("back at the previous document (now generation 3)"),
+        "{message}"
+    );
+    assert!(!error.is_bad_input());
+    assert_eq!(fake.hostname(), "nas1");
+    let (generation, text) = core.show().expect("show");
+    assert_eq!(
+        generation, 3,
+        "the attempt (2) stays in the history, then 1 again as 3"
+    );
+    assert_eq!(doc(&text), doc(GOOD));
+}
+
+#[test]
+fn a_failed_first_apply_leaves_the_empty_document() {
+    let (mut core, fake) = core();
+    fake.lock().refuse = Some("nas1".into());
+    apply(&mut core, GOOD).expect_err("refused by the box");
+    assert_eq!(doc(&core.show().expect("show").1), DesiredState::default());
+    assert_eq!(fake.hostname(), "cairn");
+}
+
+#[test]
+fn a_cancel_requested_before_the_first_action_undoes_the_commit() {
+    let (mut core, fake) = core();
+    apply(&mut core, GOOD).expect("apply");
+    let job = Job::new(2, "config apply");
+    job.request_cancel().expect("running");
+    let error = core
+        .apply(&doc(&GOOD.replace("nas1", "nas2")), &job)
+        .expect_err("cancelled");
+    let HostError::Cancelled(message) = &error else {
+        panic!("expected Cancelled, got {error:?}");
+    };
+    assert!(message.starts_with("Cancelled before"), "{message}");
+    assert_eq!(fake.hostname(), "nas1");
+    assert_eq!(doc(&core.show().expect("show").1), doc(GOOD));
+    assert_eq!(
+        job.snapshot().state,
+        JobState::Running,
+        "the API ends the job"
+    );
+}
+
+#[test]
+fn reconcile_takes_the_box_to_the_committed_document() {
+    let fs = MemoryFs::new();
+    let first = FakeBox::named("cairn");
+    let mut core = core_over(fs.clone(), first);
+    apply(&mut core, GOOD).expect("apply");
+    // A reboot: a new box with init's name, the same store.
+    let rebooted = FakeBox::named("cairn");
+    let mut core = core_over(fs, rebooted.clone());
+    let done = core.reconcile().expect("reconcile");
+    assert_eq!(
+        done,
+        vec![r#"set the host name from "cairn" to "nas1""#.to_string()]
+    );
+    assert_eq!(rebooted.hostname(), "nas1");
+    assert!(core.reconcile().expect("again").is_empty());
+}
+
+#[test]
+fn a_failed_reconcile_shows_in_the_status() {
+    let fs = MemoryFs::new();
+    let mut core = core_over(fs.clone(), FakeBox::named("cairn"));
+    apply(&mut core, GOOD).expect("apply");
+    let stuck = FakeBox::named("cairn");
+    stuck.lock().refuse = Some("nas1".into());
+    let mut core = core_over(fs, stuck);
+    assert!(core.reconcile().is_err());
+    let error = core
+        .status()
+        .expect("status")
+        .reconcile_error
+        .expect("shown");
+    assert!(error.contains("nas1"), "{error}");
+}
+
+#[test]
+fn plan_names_changed_sections_and_the_actions() {
+    let (mut core, _) = core();
+    let plan = core.plan(GOOD).expect("plan");
+    assert!(plan.starts_with("Against the empty document"), "{plan}");
+    assert!(plan.contains("  hostname: changed\n"), "{plan}");
+    assert!(plan.contains("  network: changed\n"), "{plan}");
+    assert!(plan.contains("  storage: unchanged\n"), "{plan}");
+    assert!(
+        plan.contains("Actions on the box:\n    1. set the host name from \"cairn\" to \"nas1\"\n"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("Recorded only (no subsystem acts on them yet): network\n"),
+        "{plan}"
+    );
+    apply(&mut core, GOOD).expect("apply");
+    assert_eq!(
+        core.plan(GOOD).expect("plan"),
+        "No changes against generation 1.\n"
+    );
+    let plan = core.plan(&GOOD.replace("nas1", "nas2")).expect("plan");
+    assert!(plan.starts_with("Against generation 1:\n"), "{plan}");
+    assert!(
+        plan.contains("  hostname: changed\n  network: unchanged\n"),
+        "{plan}"
+    );
+    // A plan commits nothing.
+    assert_eq!(core.show().expect("show").0, 1);
+}
+
+#[test]
+fn history_and_rollback_documents() {
+    let (mut core, fake) = core();
+    apply(&mut core, GOOD).expect("apply");
+    apply(&mut core, &GOOD.replace("nas1", "nas2")).expect("apply");
+    assert_eq!(
+        core.history().expect("history"),
+        [(1, 1_700_000_000), (2, 1_700_000_000)]
+    );
+    let old = core.generation(1).expect("kept");
+    assert_eq!(
+        old.hostname,
+        Some(Hostname::try_from("nas1").expect("valid"))
+    );
+    assert_eq!(
+        core.apply(&old, &Job::new(3, "config apply"))
+            .expect("rollback")
+            .generation,
+        3
+    );
+    assert_eq!(fake.hostname(), "nas1");
+    let error = core.generation(42).expect_err("unknown generation");
+    assert!(
+        matches!(&error, HostError::NotFound(m) if m.contains("42")),
+        "{error:?}"
+    );
+    assert!(error.is_bad_input());
+}
+
+#[test]
+fn storage_failure_is_a_storage_error_with_its_cause() {
+    let fs = MemoryFs::new();
+    let (_, fake) = core();
+    let mut core = core_over(fs.clone(), fake.clone());
+    fs.crash_after(0);
+    let error = apply(&mut core, GOOD).expect_err("the disk is gone");
+    let HostError::Storage(text) = &error else {
+        panic!("expected Storage, got {error:?}");
+    };
+    assert!(text.starts_with("Cannot "), "{text}");
+    assert!(!error.is_bad_input());
+    assert_eq!(
+        fake.hostname(),
+        "cairn",
+        "nothing acted on before the commit"
+    );
+}
+
+#[test]
+fn board_is_the_board_config_as_json_and_unknown_boards_are_not_found() {
+    let (core, _) = core();
+    let json: serde_json::Value =
+        serde_json::from_str(&core.board().expect("board")).expect("JSON");
+    assert_eq!(json["id"], "qemu-x86_64");
+    let store = StateStore::open_with(MemoryFs::new(), DIR, clock).expect("open");
+    let unknown = Core::new(store, FakeBox::default(), "no-such-board", false, || None);
+    assert!(matches!(unknown.board(), Err(HostError::NotFound(_))));
+}
