@@ -187,7 +187,7 @@ fn first_boot_password_login_refusal_reboot_and_shell() -> Result<()> {
     Ok(())
 }
 
-/// Proves Ctrl-C at the prompt clears the line, and Ctrl-C during a blocked cairnctl command stops that command while the session stays logged in.
+/// Proves Ctrl-C at the prompt clears the line, and Ctrl-C during a blocked cairnctl command (`config plan -` reading the terminal, `log -f` following the log) stops that command while the session stays logged in.
 #[test]
 fn ctrl_c_stops_the_command_not_the_session() -> Result<()> {
     let mut app = boot("console-ctrl-c")?;
@@ -212,6 +212,22 @@ fn ctrl_c_stops_the_command_not_the_session() -> Result<()> {
     ensure!(
         blocked.is_err(),
         "`config plan -` returned at once instead of waiting for input"
+    );
+    console.send("\x03")?;
+    console.wait_for("cairnctl interrupted.", timeouts::console())?;
+    console.wait_for(contract::PROMPT, timeouts::console())?;
+
+    // `log -f` follows hostd's log until it is interrupted: it prints the records so far,
+    // then waits on the bus for more.
+    console.send_line("log -f")?;
+    console.wait_for(
+        "serving org.cairn.Host1 at /org/cairn/Host1",
+        timeouts::console(),
+    )?;
+    let following = console.wait_for(contract::PROMPT, Duration::from_secs(3));
+    ensure!(
+        following.is_err(),
+        "`log -f` ended by itself instead of following"
     );
     console.send("\x03")?;
     console.wait_for("cairnctl interrupted.", timeouts::console())?;
