@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use qemu_tests::appliance::{TEST_PASSWORD, nudge_for};
+use qemu_tests::appliance::{TEST_PASSWORD, direct_kernel_append, nudge_for};
 use qemu_tests::{Appliance, Image, Launch, Regex, contract, timeouts};
 
 const BOARD: &str = "qemu-x86_64";
@@ -244,6 +244,77 @@ fn ctrl_c_stops_the_command_not_the_session() -> Result<()> {
     ensure!(
         transcript.matches(contract::LOGGED_IN).count() == 1,
         "the console logged in more than once: Ctrl-C ended the session"
+    );
+    app.finish();
+    Ok(())
+}
+
+/// Proves `cairn.console=reset-password` resets the password once per boot (a console restarted by init keeps the new one), a damaged hash file blocks logins with a message naming it and the way out, and the next boot with the key recovers.
+#[test]
+fn reset_key_recovers_a_forgotten_or_damaged_password() -> Result<()> {
+    let image = Image::from_env()?;
+    let append = format!(
+        "{} cairn.console=reset-password",
+        direct_kernel_append(BOARD)
+    );
+    let mut app = Appliance::launch(
+        &image,
+        Launch::direct_kernel_append("console-reset", &append),
+    )?;
+    let reset_said = "The admin password was reset (cairn.console=reset-password";
+    app.console()
+        .wait_for(reset_said, timeouts::ready_direct())?;
+    app.wait_ready(timeouts::ready_direct())?;
+    // The harness sets its password at the first-boot prompt that follows the reset.
+    app.shell(&format!(
+        "echo not-a-hash > {}; sync",
+        contract::PASSWORD_FILE
+    ))?;
+
+    // init restarts a console that was killed; that one must not reset again (the reset
+    // is once per boot), so it finds the damaged file and says what to do.
+    let console = app.console();
+    console.send_line("kill $(pidof cairn-console)")?;
+    console.wait_for_line(
+        format!(
+            "The admin password file {} does not hold a usable hash",
+            contract::PASSWORD_FILE
+        )
+        .as_str(),
+        timeouts::console(),
+    )?;
+    console.wait_for(
+        "No login is possible until this is fixed",
+        timeouts::console(),
+    )?;
+    console.wait_for("Press Enter to check the file again.", timeouts::console())?;
+    let position = console.position();
+    // Enter checks again: still damaged, still no password prompt.
+    console.send_line("")?;
+    console.wait_for("Press Enter to check the file again.", timeouts::console())?;
+    ensure!(
+        !console
+            .slice(position, console.position())
+            .contains(contract::PASSWORD_PROMPT),
+        "a damaged hash file led to a login prompt"
+    );
+
+    // Locked out: the reset button, and the key on the command line resets it again.
+    app.vm().qmp().system_reset()?;
+    app.console()
+        .wait_for(reset_said, timeouts::ready_direct())?;
+    app.wait_ready(timeouts::ready_direct())?;
+    app.console_driven_by_test();
+    let log = app.shell(&format!("cat {}", contract::AUTH_LOG))?;
+    ensure!(
+        log.matches("cairn-console: admin password reset by cairn.console=reset-password")
+            .count()
+            == 2,
+        "two resets expected in the auth log: {log:?}"
+    );
+    ensure!(
+        log.contains("cairn-console: no login possible: The admin password file"),
+        "the damaged file is not in the auth log: {log:?}"
     );
     app.finish();
     Ok(())
