@@ -8,6 +8,7 @@
 //!   with an apply driver that undoes what it did when a step fails.
 //! - [`log_ring`] and [`log_file`]: where hostd's log records go (memory for the API, a
 //!   size-rotated file on the config partition for the next boot).
+//! - [`console`]: the serial console's login, password store, auth log and prompt.
 //! - [`reconcile`]: the box as hostd sees and changes it: the observed state, every
 //!   subsystem's actions and planner, and the live executor (the host name so far).
 //! - [`host`]: the decisions behind every API call; applying a document is one transaction
@@ -19,6 +20,7 @@
 //! `bin/cairn-console.rs` the serial console program.
 
 pub mod api;
+pub mod console;
 pub mod host;
 pub mod jobs;
 pub mod log_file;

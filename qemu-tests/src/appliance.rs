@@ -1,11 +1,13 @@
-//! The appliance as the tests see it: boot the image, wait for READY, run commands on
-//! its serial console.
+//! The appliance as the tests see it: boot the image, wait for READY, log in on its serial
+//! console, run console commands and shell commands.
 //!
-//! Until the admin console lands, ttyS0 runs `cairn-console`: a `cairn> ` prompt that
-//! takes `poweroff`, `reboot`, `services` and `sh` (busybox sh on the console; `exit`
-//! returns to the prompt). Everything that knows this lives in this file — which
-//! command enters a shell, how a command's output is told apart from the echo of its own
-//! command line and from init's messages — so a login can replace it in one place.
+//! ttyS0 runs `cairn-console`: on a factory-fresh disk it first asks for a new admin
+//! password (twice), then for the password to log in, then shows the `cairn> ` prompt,
+//! which takes cairnctl commands, `poweroff`, `reboot`, `logout` and `shell` (the password
+//! again, then busybox sh; `exit` returns to the prompt). The harness uses
+//! [`TEST_PASSWORD`] for all of it. Everything that knows this lives in this file — how to
+//! log in, which command enters a shell, how a command's output is told apart from the
+//! echo of its own command line and from init's messages.
 //!
 //! Output capture: each command is wrapped as
 //! `echo CAIRN-''BEGIN-7; <cmd>; echo CAIRN-''END-7:$?`. The shell prints the markers
@@ -36,6 +38,10 @@ pub fn direct_kernel_append(board: &str) -> String {
 /// How long to wait for the prompt after typing Enter before typing it again (the
 /// console may still be starting).
 const PROMPT_NUDGE: Duration = Duration::from_secs(5);
+/// The admin password the harness sets on first boot and logs in with. Long enough for the
+/// console's rule (8 characters at least).
+pub const TEST_PASSWORD: &str = "cairn-test-passw0rd";
+
 /// How long the first command in a fresh shell may take to echo its marker before it is
 /// sent again (in case the console program read ahead and swallowed it).
 const SHELL_SYNC: Duration = Duration::from_secs(15);
@@ -62,8 +68,10 @@ pub enum ApplianceError {
         status: i32,
         output: String,
     },
-    #[error("The shell did not answer within {0:?} after `sh` was sent to the console")]
+    #[error("The shell did not answer within {0:?} after `shell` and the password")]
     NoShell(Duration),
+    #[error("The console did not take the test password: it answered {answer:?}")]
+    LoginFailed { answer: String },
 }
 
 /// Which firmware path boots the image.
@@ -118,11 +126,12 @@ impl Launch {
 /// Where the console program is, as far as the harness knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Booting, or a console command is running: the next prompt has not been seen.
+    /// Booting, logged out, or a console command is running: the next prompt has not
+    /// been seen.
     Unknown,
     /// The `cairn> ` prompt was seen and nothing typed since.
     Prompt,
-    /// A busybox sh started with `sh` is reading commands.
+    /// A busybox sh started with `shell` is reading commands.
     Shell,
 }
 
@@ -208,7 +217,8 @@ impl Appliance {
         Ok(Ready::parse(found.line().unwrap_or_default())?)
     }
 
-    /// Makes sure the `cairn> ` prompt is waiting for a command.
+    /// Makes sure the `cairn> ` prompt is waiting for a command, logging in first (and
+    /// setting [`TEST_PASSWORD`] on a first boot) when the console asks for a password.
     pub fn wait_prompt(&mut self) -> Result<(), ApplianceError> {
         match self.mode {
             Mode::Prompt => return Ok(()),
@@ -217,31 +227,35 @@ impl Appliance {
                 console.send_line("exit")?;
                 console.wait_for(contract::PROMPT, timeouts::console())?;
             }
-            Mode::Unknown => self.nudge_for_prompt(timeouts::console())?,
+            Mode::Unknown => self.log_in()?,
         }
         self.mode = Mode::Prompt;
         Ok(())
     }
 
-    /// Types Enter and waits for the prompt it brings, again every [`PROMPT_NUDGE`]: the
-    /// console's first prompt may have gone by before READY or may not have come yet,
-    /// and an empty line only makes it prompt again.
-    fn nudge_for_prompt(&mut self, timeout: Duration) -> Result<(), ApplianceError> {
-        let deadline = Instant::now() + timeout;
-        let console = self.vm.console();
-        loop {
-            console.send_line("")?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            match console.wait_for(contract::PROMPT, left.min(PROMPT_NUDGE)) {
-                Ok(_) => return Ok(()),
-                Err(ConsoleError::Timeout { .. }) if left > PROMPT_NUDGE => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+    fn log_in(&mut self) -> Result<(), ApplianceError> {
+        log_in(self.vm.console(), TEST_PASSWORD, timeouts::console())
     }
 
-    /// Runs one `cairn-console` command (`poweroff`, `reboot`, `services`), leaving a
-    /// shell first if one is open.
+    /// Leaves the shell if one is open and logs out; the console asks for the password
+    /// again, and the next command logs in again.
+    pub fn logout(&mut self) -> Result<(), ApplianceError> {
+        self.wait_prompt()?;
+        let console = self.vm.console();
+        console.send_line("logout")?;
+        console.wait_for(contract::LOGGED_OUT, timeouts::console())?;
+        self.mode = Mode::Unknown;
+        Ok(())
+    }
+
+    /// Tells the harness that a test drove the console itself: the next command finds out
+    /// again where the console is (logging in if it must).
+    pub fn console_driven_by_test(&mut self) {
+        self.mode = Mode::Unknown;
+    }
+
+    /// Types one line at the `cairn> ` prompt (`poweroff`, `reboot`, `status`, …),
+    /// leaving a shell first if one is open and logging in if needed.
     pub fn console_command(&mut self, command: &str) -> Result<(), ApplianceError> {
         self.wait_prompt()?;
         self.vm.console().send_line(command)?;
@@ -278,7 +292,11 @@ impl Appliance {
             return Ok(());
         }
         self.wait_prompt()?;
-        self.vm.console().send_line("sh")?;
+        let console = self.vm.console();
+        console.send_line("shell")?;
+        console.wait_for(contract::PASSWORD_PROMPT, timeouts::console())?;
+        console.send_line(TEST_PASSWORD)?;
+        console.wait_for(contract::ROOT_SHELL, timeouts::console())?;
         self.mode = Mode::Shell;
         // Round trip with a no-op before the real command: re-sent if the first one was
         // read ahead by the console program before the shell started.
@@ -309,6 +327,59 @@ impl Appliance {
     /// Marks the test as passed and stops the VM quietly.
     pub fn finish(self) {
         self.vm.finish();
+    }
+}
+
+/// From whatever the console shows to the `cairn> ` prompt: first-boot password set-up
+/// with `password`, login with it, or nothing to do.
+pub fn log_in(
+    console: &mut Console,
+    password: &str,
+    timeout: Duration,
+) -> Result<(), ApplianceError> {
+    let state = contract::console_state_regex();
+    let mut shown = nudge_for(console, &state, timeout)?;
+    loop {
+        match shown.as_str() {
+            contract::NEW_PASSWORD_PROMPT => {
+                console.send_line(password)?;
+                console.wait_for(contract::REPEAT_PASSWORD_PROMPT, timeout)?;
+                console.send_line(password)?;
+                shown = console.wait_for(&state, timeout)?;
+            }
+            contract::PASSWORD_PROMPT => {
+                console.send_line(password)?;
+                let answer = console.wait_for(contract::login_answer_regex(), timeout)?;
+                if answer.as_str() != contract::LOGGED_IN {
+                    return Err(ApplianceError::LoginFailed {
+                        answer: answer.as_str().to_owned(),
+                    });
+                }
+                console.wait_for(contract::PROMPT, timeout)?;
+                return Ok(());
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Types Enter and waits for `pattern`, again every [`PROMPT_NUDGE`]: the console's first
+/// prompt may have gone by before READY or may not have come yet, and an empty line only
+/// makes it ask again (at a password prompt too: an empty password is no guess).
+pub fn nudge_for(
+    console: &mut Console,
+    pattern: &Regex,
+    timeout: Duration,
+) -> Result<crate::console::Match, ConsoleError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        console.send_line("")?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match console.wait_for(pattern, left.min(PROMPT_NUDGE)) {
+            Ok(found) => return Ok(found),
+            Err(ConsoleError::Timeout { .. }) if left > PROMPT_NUDGE => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -420,6 +491,68 @@ mod tests {
         assert!(out.output.ends_with("no-newline"), "{:?}", out.output);
         drop(console);
         drop(shell.join());
+    }
+
+    /// A stand-in for cairn-console on a fresh disk: first-boot set-up, then login with
+    /// `right`. Returns every line it was sent.
+    fn fake_login_console(right: &'static str) -> (Console, std::thread::JoinHandle<Vec<String>>) {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let handle = std::thread::spawn(move || {
+            let mut writer = theirs.try_clone().expect("clone");
+            let mut lines = BufReader::new(theirs).lines();
+            let mut seen = Vec::new();
+            let mut next = |prompt: &str, seen: &mut Vec<String>| {
+                writer.write_all(prompt.as_bytes()).expect("prompt");
+                let line = lines.next().and_then(Result::ok).unwrap_or_default();
+                seen.push(line.clone());
+                line
+            };
+            // The harness nudges with Enter first; an empty line only asks again.
+            let mut line = next("\r\nNew admin password: ", &mut seen);
+            while line.is_empty() {
+                line = next("\r\nNew admin password: ", &mut seen);
+            }
+            next("\r\nRepeat the password: ", &mut seen);
+            let typed = next(
+                "\r\nAdmin password set (hash in /config/console/admin.passwd).\r\nPassword: ",
+                &mut seen,
+            );
+            let answer = if typed == right {
+                "\r\nLogged in. `help` lists the commands.\r\ncairn> "
+            } else {
+                "\r\nWrong password; 2 more tries.\r\nPassword: "
+            };
+            writer.write_all(answer.as_bytes()).expect("answer");
+            seen
+        });
+        (Console::new(ours).expect("console"), handle)
+    }
+
+    #[test]
+    fn log_in_sets_the_password_on_first_boot_then_logs_in() {
+        let (mut console, fake) = fake_login_console(TEST_PASSWORD);
+        log_in(&mut console, TEST_PASSWORD, Duration::from_secs(10)).expect("log in");
+        drop(console);
+        let seen = fake.join().expect("fake console");
+        let typed: Vec<&str> = seen
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(typed, [TEST_PASSWORD; 3]);
+    }
+
+    #[test]
+    fn log_in_reports_a_wrong_password() {
+        let (mut console, fake) = fake_login_console("something-else");
+        let error =
+            log_in(&mut console, TEST_PASSWORD, Duration::from_secs(10)).expect_err("must fail");
+        assert!(
+            matches!(&error, ApplianceError::LoginFailed { answer } if answer == "Wrong password"),
+            "{error:?}"
+        );
+        drop(console);
+        drop(fake.join());
     }
 
     #[test]

@@ -6,6 +6,22 @@ use thiserror::Error;
 
 /// Printed by `cairn-console` when it waits for a command.
 pub const PROMPT: &str = "cairn> ";
+/// `cairn-console` asking for the admin password: to log in, or before `shell`.
+pub const PASSWORD_PROMPT: &str = "Password: ";
+/// `cairn-console` on first boot (no password stored yet), then asking for it again.
+pub const NEW_PASSWORD_PROMPT: &str = "New admin password: ";
+pub const REPEAT_PASSWORD_PROMPT: &str = "Repeat the password: ";
+/// After the right password at [`PASSWORD_PROMPT`] (login).
+pub const LOGGED_IN: &str = "Logged in.";
+/// After the right password before `shell`.
+pub const ROOT_SHELL: &str = "Root shell.";
+/// After `logout`.
+pub const LOGGED_OUT: &str = "Logged out.";
+/// The third wrong password in a row at login.
+pub const LOGIN_REFUSED: &str = "Login refused after 3 wrong passwords";
+/// Where the console keeps the hash and its auth log when /config is mounted.
+pub const PASSWORD_FILE: &str = "/config/console/admin.passwd";
+pub const AUTH_LOG: &str = "/config/logs/auth.log";
 /// The last line of an orderly shutdown before power goes.
 pub const ALL_UNMOUNTED: &str = "cairn-init: all filesystems unmounted";
 
@@ -13,6 +29,17 @@ const READY: &str = r"cairn-init: READY board=(?P<board>\S+) init=(?P<init>\S+) 
 
 fn compile(pattern: &str) -> Regex {
     Regex::new(pattern).expect("contract patterns are static and valid")
+}
+
+/// Whichever of the console's waiting states shows: first-boot password set-up, login, or
+/// the command prompt.
+pub fn console_state_regex() -> Regex {
+    compile(r"New admin password: |Password: |cairn> ")
+}
+
+/// What the console says after a password at the login prompt.
+pub fn login_answer_regex() -> Regex {
+    compile(r"Logged in\.|Wrong password|Login refused")
 }
 
 /// `cairn-init: READY board=<id> init=<s> modules=<s> services=<s> total=<s>`.

@@ -116,6 +116,12 @@ impl Qmp {
         self.execute(&qapi::qmp::system_powerdown {}).map(drop)
     }
 
+    /// Presses the reset button: the guest starts again at once, without shutting down
+    /// (a direct-kernel boot starts the same kernel with the same command line).
+    pub fn system_reset(&mut self) -> Result<(), QmpError> {
+        self.execute(&qapi::qmp::system_reset {}).map(drop)
+    }
+
     /// Ends QEMU at once, as if the power cord was pulled. QEMU may close the socket
     /// before its answer arrives; that counts as success.
     pub fn quit(&mut self) -> Result<(), QmpError> {
