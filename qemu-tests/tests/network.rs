@@ -1,5 +1,5 @@
 //! Networking inside the real image, without a peer: the board's NICs get their port names,
-//! and bonds, vSwitches and VLANs follow the desired state through rtnetlink, across a
+//! a first boot brings the Default VM Network, and bonds, vSwitches and VLANs follow the desired state through rtnetlink, across a
 //! reboot. What needs a peer on the wire (LACP, failover, DHCP, VLAN isolation) is not here.
 //!
 //! Behind the `vm-tests` feature like the other image tests.
@@ -63,14 +63,14 @@ fn check_bonded_stack(app: &mut Appliance, when: &str) -> Result<()> {
     Ok(())
 }
 
-/// Proves the NICs get their board port names, a bonded vSwitch with a VLAN is built from the document and rebuilt after a reboot, a new bond mode rebuilds the bond, an unknown port is refused, and an empty network section removes it all.
+/// Proves the NICs get their board port names, a first boot brings the Default VM Network, a bonded vSwitch with a VLAN is built from the document and rebuilt after a reboot, a new bond mode rebuilds the bond, an unknown port is refused, and an empty network section removes it all.
 #[test]
 fn bonds_vswitches_and_vlans_follow_the_document() -> Result<()> {
     let image = Image::from_env()?;
     let mut app = Appliance::launch(&image, Launch::direct_kernel("net-stack", BOARD))?;
     app.wait_ready(timeouts::ready_direct())?;
 
-    // Port names by PCI address; the bond the bonding module makes on load is gone.
+    // Port names by PCI address.
     let names = app.shell("for i in /sys/class/net/*; do echo \"$(basename $i) $(basename $(readlink -f $i/device/..))\"; done")?;
     for expected in ["lan1 0000:00:03.0", "lan2 0000:00:04.0"] {
         ensure!(
@@ -78,14 +78,34 @@ fn bonds_vswitches_and_vlans_follow_the_document() -> Result<()> {
             "{expected:?} not in {names:?}"
         );
     }
+    // A first boot with no configuration: the Default VM Network, over an active-backup
+    // bond of both ports (both have carrier), committed as generation 1.
+    let default = app.shell("cat /sys/class/net/bond0/bonding/mode /sys/class/net/bond0/bonding/slaves; basename $(readlink /sys/class/net/bond0/master); test -d /sys/class/net/vmnet/bridge && echo vmnet-is-a-bridge")?;
     ensure!(
-        !names.contains("bond0"),
-        "an undeclared bond0 is left: {names:?}"
+        default.contains("active-backup 1")
+            && default.contains("lan1 lan2")
+            && default.contains("vmnet-is-a-bridge"),
+        "no Default VM Network on a first boot: {default}"
+    );
+    let shown = app.shell("cairnctl config show")?;
+    ensure!(
+        shown.contains("# generation 1") && shown.contains("name = \"vmnet\""),
+        "{shown}"
+    );
+    let net = app.shell("cairnctl net vswitch")?;
+    ensure!(
+        net.lines()
+            .any(|l| l.starts_with("vmnet ") && l.contains("bond0")),
+        "{net}"
     );
 
     write_document(&mut app, "/tmp/bonded.toml", BONDED)?;
     let applied = app.shell("cairnctl config apply /tmp/bonded.toml")?;
-    ensure!(applied.contains("done: create bond bond0"), "{applied}");
+    ensure!(
+        applied.contains("done: delete vSwitch vmnet")
+            && applied.contains("done: create vSwitch vs0"),
+        "{applied}"
+    );
     check_bonded_stack(&mut app, "after apply")?;
     let plan = app.shell("cairnctl config plan /tmp/bonded.toml")?;
     ensure!(
@@ -150,7 +170,7 @@ fn bonds_vswitches_and_vlans_follow_the_document() -> Result<()> {
     write_document(&mut app, "/tmp/empty.toml", &["version = 1"])?;
     app.shell("cairnctl config apply /tmp/empty.toml")?;
     let left = app.shell("ls /sys/class/net")?;
-    for gone in ["bond0", "vs0", "bond0.42"] {
+    for gone in ["bond0", "vs0", "bond0.42", "vmnet"] {
         ensure!(
             !left.split_whitespace().any(|name| name == gone),
             "{gone} is left: {left}"
