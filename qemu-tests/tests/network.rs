@@ -151,21 +151,27 @@ fn bonds_vswitches_and_vlans_follow_the_document() -> Result<()> {
     let lacp: Vec<&str> = BONDED
         .iter()
         .filter(|line| !line.starts_with("primary"))
-        .map(|line| {
+        .flat_map(|line| {
             if line.contains("active-backup") {
-                "mode = \"802.3ad\""
+                vec![
+                    "mode = \"802.3ad\"",
+                    "lacp_rate = \"fast\"",
+                    "xmit_hash_policy = \"layer3+4\"",
+                ]
             } else {
-                line
+                vec![*line]
             }
         })
         .collect();
     write_document(&mut app, "/tmp/lacp.toml", &lacp)?;
     app.shell("cairnctl config apply /tmp/lacp.toml")?;
-    let mode = app.shell("cat /sys/class/net/bond0/bonding/mode /sys/class/net/bond0/bonding/slaves; basename $(readlink /sys/class/net/bond0/master)")?;
-    ensure!(
-        mode.contains("802.3ad 4") && mode.contains("lan1 lan2") && mode.contains("vs0"),
-        "the bond was not rebuilt in 802.3ad with its members and uplink: {mode}"
-    );
+    let mode = app.shell("cd /sys/class/net/bond0/bonding && cat mode slaves lacp_rate xmit_hash_policy; basename $(readlink /sys/class/net/bond0/master)")?;
+    for expected in ["802.3ad 4", "lan1 lan2", "fast 1", "layer3+4 1", "vs0"] {
+        ensure!(
+            mode.lines().any(|line| line.trim() == expected),
+            "the bond was not rebuilt in 802.3ad with its options, members and uplink ({expected:?} missing): {mode}"
+        );
+    }
 
     write_document(&mut app, "/tmp/empty.toml", &["version = 1"])?;
     app.shell("cairnctl config apply /tmp/empty.toml")?;

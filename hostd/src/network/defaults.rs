@@ -42,6 +42,8 @@ pub fn default_network(ports: &[(String, bool)]) -> NetworkSpec {
                     .collect(),
                 miimon_ms: None,
                 primary: None,
+                lacp_rate: None,
+                xmit_hash_policy: None,
             });
             Some(interface(DEFAULT_BOND))
         }

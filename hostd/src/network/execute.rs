@@ -7,11 +7,13 @@
 //! to go stale between applies.
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{BondMode as NlBondMode, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{
+    BondLacpRate, BondMode as NlBondMode, BondXmitHashPolicy, LinkFlags, LinkMessage,
+};
 use rtnetlink::{Handle, LinkBond, LinkBridge, LinkUnspec, LinkVlan};
 
 use super::plan::NetAction;
-use crate::state::BondMode;
+use crate::state::{BondMode, LacpRate, XmitHashPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -127,11 +129,24 @@ async fn run(handle: &Handle, action: &NetAction) -> Result<(), NetError> {
             name,
             mode,
             miimon_ms,
+            lacp,
         } => {
-            let message = LinkBond::new(name)
-                .mode(nl_mode(*mode))
-                .miimon(*miimon_ms)
-                .build();
+            let mut builder = LinkBond::new(name).mode(nl_mode(*mode)).miimon(*miimon_ms);
+            if let Some(lacp) = lacp {
+                builder = builder
+                    .ad_lacp_rate(match lacp.rate {
+                        LacpRate::Slow => BondLacpRate::Slow,
+                        LacpRate::Fast => BondLacpRate::Fast,
+                    })
+                    .xmit_hash_policy(match lacp.hash {
+                        XmitHashPolicy::Layer2 => BondXmitHashPolicy::Layer2,
+                        XmitHashPolicy::Layer2And3 => BondXmitHashPolicy::Layer23,
+                        XmitHashPolicy::Layer3And4 => BondXmitHashPolicy::Layer34,
+                        XmitHashPolicy::Encap2And3 => BondXmitHashPolicy::Encap23,
+                        XmitHashPolicy::Encap3And4 => BondXmitHashPolicy::Encap34,
+                    });
+            }
+            let message = builder.build();
             handle.link().add(message).execute().await.map_err(failed)
         }
         NetAction::SetMiimon { bond, to, .. } => {

@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::state::BondMode;
+use crate::state::{BondMode, LacpRate, XmitHashPolicy};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkKind {
@@ -22,6 +22,9 @@ pub enum LinkKind {
         mode: Option<BondMode>,
         miimon_ms: u32,
         primary: Option<String>,
+        /// Only meaningful in 802.3ad; the kernel shows them in every mode.
+        lacp_rate: Option<LacpRate>,
+        xmit_hash_policy: Option<XmitHashPolicy>,
     },
     Bridge,
     Vlan {
@@ -158,10 +161,21 @@ fn read_bond(dir: &Path) -> LinkKind {
         .ok()
         .map(|text| text.trim().to_string())
         .filter(|text| !text.is_empty());
+    // `slow 0`, `layer2 0`: the name, then the number.
+    let first_word = |file: &str| -> String {
+        fs::read_to_string(dir.join(file))
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
     LinkKind::Bond {
         mode,
         miimon_ms: read_number(&dir.join("miimon"), 10).unwrap_or(0),
         primary,
+        lacp_rate: LacpRate::try_from(first_word("lacp_rate").as_str()).ok(),
+        xmit_hash_policy: XmitHashPolicy::try_from(first_word("xmit_hash_policy").as_str()).ok(),
     }
 }
 
@@ -223,6 +237,8 @@ mod tests {
         write(&net.join("bond0/bonding/mode"), "active-backup 1\n");
         write(&net.join("bond0/bonding/miimon"), "100\n");
         write(&net.join("bond0/bonding/primary"), "eth0\n");
+        write(&net.join("bond0/bonding/lacp_rate"), "slow 0\n");
+        write(&net.join("bond0/bonding/xmit_hash_policy"), "layer2+3 2\n");
         fs::create_dir_all(net.join("vs0/bridge")).expect("bridge");
         write(&net.join("tap0/tun_flags"), "0x1002\n");
         fs::create_dir_all(net.join("tap0/device")).expect("tap device");
@@ -254,7 +270,9 @@ mod tests {
             LinkKind::Bond {
                 mode: Some(BondMode::ActiveBackup),
                 miimon_ms: 100,
-                primary: Some("eth0".into())
+                primary: Some("eth0".into()),
+                lacp_rate: Some(LacpRate::Slow),
+                xmit_hash_policy: Some(XmitHashPolicy::Layer2And3),
             }
         );
         assert_eq!(

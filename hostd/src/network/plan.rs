@@ -15,11 +15,29 @@ use board_configs::{Lan, LanDiscovery};
 
 use super::observe::{Link, LinkKind, NetObserved};
 use crate::plan::{Action, Undo};
-use crate::state::{BondMode, NetworkSpec};
+use crate::state::{Bond, BondMode, LacpRate, NetworkSpec, XmitHashPolicy};
 
 /// Link monitoring when the document does not say: the bonding driver's own default for
 /// the modes that need it, stated here so that plans never depend on module parameters.
 pub const DEFAULT_MIIMON_MS: u32 = 100;
+
+/// An 802.3ad bond's LACP settings, fixed when the bond is made (a change rebuilds it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LacpOptions {
+    pub rate: LacpRate,
+    pub hash: XmitHashPolicy,
+}
+
+impl LacpOptions {
+    /// What the document asks for, with the kernel's defaults filled in; `None` outside
+    /// 802.3ad.
+    pub fn of(bond: &Bond) -> Option<Self> {
+        (bond.mode == BondMode::Lacp).then(|| Self {
+            rate: bond.lacp_rate.unwrap_or(LacpRate::Slow),
+            hash: bond.xmit_hash_policy.unwrap_or(XmitHashPolicy::Layer2),
+        })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetAction {
@@ -31,6 +49,7 @@ pub enum NetAction {
         name: String,
         mode: BondMode,
         miimon_ms: u32,
+        lacp: Option<LacpOptions>,
     },
     /// Carries what it removes so that its undo can build it again; `mode` is `None` for a
     /// bond in a mode Cairn does not offer (which cannot be rebuilt).
@@ -38,6 +57,7 @@ pub enum NetAction {
         name: String,
         mode: Option<BondMode>,
         miimon_ms: u32,
+        lacp: Option<LacpOptions>,
     },
     SetMiimon {
         bond: String,
@@ -87,8 +107,17 @@ impl fmt::Display for NetAction {
                 name,
                 mode,
                 miimon_ms,
+                lacp,
             } => {
-                write!(f, "create bond {name} (mode {mode}, miimon {miimon_ms} ms)")
+                write!(f, "create bond {name} (mode {mode}, miimon {miimon_ms} ms")?;
+                if let Some(lacp) = lacp {
+                    write!(
+                        f,
+                        ", lacp_rate {}, xmit_hash_policy {}",
+                        lacp.rate, lacp.hash
+                    )?;
+                }
+                f.write_str(")")
             }
             Self::DeleteBond { name, .. } => write!(f, "delete bond {name}"),
             Self::SetMiimon { bond, from, to } => {
@@ -120,19 +149,23 @@ impl Action for NetAction {
                 name,
                 mode,
                 miimon_ms,
+                lacp,
             } => Self::DeleteBond {
                 name,
                 mode: Some(mode),
                 miimon_ms,
+                lacp,
             },
             Self::DeleteBond {
                 name,
                 mode: Some(mode),
                 miimon_ms,
+                lacp,
             } => Self::CreateBond {
                 name,
                 mode,
                 miimon_ms,
+                lacp,
             },
             Self::DeleteBond {
                 name, mode: None, ..
@@ -273,7 +306,20 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
             .map(|(_, c)| c.clone())
     };
 
-    let bond_ok = |link: &Link, mode: BondMode| matches!(link.kind, LinkKind::Bond { mode: Some(m), .. } if m == mode);
+    let bond_ok = |link: &Link, bond: &Bond| match &link.kind {
+        LinkKind::Bond {
+            mode: Some(mode),
+            lacp_rate,
+            xmit_hash_policy,
+            ..
+        } if *mode == bond.mode => match LacpOptions::of(bond) {
+            Some(wanted) => {
+                *lacp_rate == Some(wanted.rate) && *xmit_hash_policy == Some(wanted.hash)
+            }
+            None => true,
+        },
+        _ => false,
+    };
     let wanted_vlans: BTreeSet<(String, u16)> = spec
         .vlans
         .iter()
@@ -284,7 +330,7 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
             LinkKind::Bond { .. } => spec
                 .bonds
                 .iter()
-                .any(|b| b.name.as_str() == link.name && bond_ok(link, b.mode)),
+                .any(|b| b.name.as_str() == link.name && bond_ok(link, b)),
             LinkKind::Bridge => spec.vswitches.iter().any(|v| v.name.as_str() == link.name),
             LinkKind::Vlan { parent, id } => {
                 wanted_vlans.contains(&(parent.clone(), *id))
@@ -341,11 +387,22 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
                 }
                 actions.push(match &link.kind {
                     LinkKind::Bond {
-                        mode, miimon_ms, ..
+                        mode,
+                        miimon_ms,
+                        lacp_rate,
+                        xmit_hash_policy,
+                        ..
                     } => NetAction::DeleteBond {
                         name: link.name.clone(),
                         mode: *mode,
                         miimon_ms: *miimon_ms,
+                        lacp: match (mode, lacp_rate, xmit_hash_policy) {
+                            (Some(BondMode::Lacp), Some(rate), Some(hash)) => Some(LacpOptions {
+                                rate: *rate,
+                                hash: *hash,
+                            }),
+                            _ => None,
+                        },
                     },
                     _ => NetAction::DeleteBridge {
                         name: link.name.clone(),
@@ -369,7 +426,7 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
     for bond in &spec.bonds {
         let name = bond.name.to_string();
         let miimon = bond.miimon_ms.map_or(DEFAULT_MIIMON_MS, |m| m.get());
-        if exists(&name, &|l| bond_ok(l, bond.mode)) {
+        if exists(&name, &|l| bond_ok(l, bond)) {
             if let Some(LinkKind::Bond { miimon_ms, .. }) = seen(&name).map(|l| &l.kind)
                 && *miimon_ms != miimon
             {
@@ -384,6 +441,7 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
                 name: name.clone(),
                 mode: bond.mode,
                 miimon_ms: miimon,
+                lacp: LacpOptions::of(bond),
             });
         }
         for member in &bond.members {
@@ -397,9 +455,7 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
         }
         if bond.mode.has_primary() {
             let observed_primary = match seen(&name).map(|l| &l.kind) {
-                Some(LinkKind::Bond { primary, .. })
-                    if exists(&name, &|l| bond_ok(l, bond.mode)) =>
-                {
+                Some(LinkKind::Bond { primary, .. }) if exists(&name, &|l| bond_ok(l, bond)) => {
                     primary.clone()
                 }
                 _ => None,

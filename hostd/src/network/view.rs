@@ -5,6 +5,7 @@ use board_configs::Lan;
 use serde::{Deserialize, Serialize};
 
 use super::observe::{LinkKind, NetObserved};
+use crate::state::BondMode;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetView {
@@ -34,6 +35,9 @@ pub struct BondView {
     pub mode: String,
     pub miimon_ms: u32,
     pub primary: Option<String>,
+    /// 802.3ad only.
+    pub lacp_rate: Option<String>,
+    pub xmit_hash_policy: Option<String>,
     pub members: Vec<String>,
     pub up: bool,
     pub member_of: Option<String>,
@@ -209,15 +213,24 @@ pub fn view(observed: &NetObserved, lan: &Lan) -> NetView {
                 mode,
                 miimon_ms,
                 primary,
-            } => bonds.push(BondView {
-                name: link.name.clone(),
-                mode: mode.map_or_else(|| "other".to_string(), |m| m.as_str().to_string()),
-                miimon_ms: *miimon_ms,
-                primary: primary.clone(),
-                members: members_of(&link.name),
-                up: link.up,
-                member_of: link.controller.clone(),
-            }),
+                lacp_rate,
+                xmit_hash_policy,
+            } => {
+                let lacp = *mode == Some(BondMode::Lacp);
+                bonds.push(BondView {
+                    name: link.name.clone(),
+                    mode: mode.map_or_else(|| "other".to_string(), |m| m.as_str().to_string()),
+                    miimon_ms: *miimon_ms,
+                    primary: primary.clone(),
+                    lacp_rate: lacp_rate.filter(|_| lacp).map(|r| r.as_str().to_string()),
+                    xmit_hash_policy: xmit_hash_policy
+                        .filter(|_| lacp)
+                        .map(|h| h.as_str().to_string()),
+                    members: members_of(&link.name),
+                    up: link.up,
+                    member_of: link.controller.clone(),
+                });
+            }
             LinkKind::Bridge => vswitches.push(VSwitchView {
                 name: link.name.clone(),
                 members: members_of(&link.name),
@@ -244,7 +257,6 @@ pub fn view(observed: &NetObserved, lan: &Lan) -> NetView {
 mod tests {
     use super::*;
     use crate::network::observe::Link;
-    use crate::state::BondMode;
 
     fn link(name: &str, kind: LinkKind, controller: Option<&str>) -> Link {
         Link {
@@ -272,6 +284,8 @@ mod tests {
                         mode: Some(BondMode::ActiveBackup),
                         miimon_ms: 100,
                         primary: None,
+                        lacp_rate: None,
+                        xmit_hash_policy: None,
                     },
                     Some("vmnet"),
                 ),

@@ -51,6 +51,10 @@ pub(crate) struct Bond {
     pub miimon_ms: Option<i64>,
     #[serde(default)]
     pub primary: Option<String>,
+    #[serde(default)]
+    pub lacp_rate: Option<String>,
+    #[serde(default)]
+    pub xmit_hash_policy: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

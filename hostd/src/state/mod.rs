@@ -33,7 +33,7 @@ use serde::Serialize;
 
 pub use error::{FieldError, Invalid};
 pub use guests::{GuestNic, GuestSpec};
-pub use network::{Bond, BondMode, NetworkSpec, VSwitch, Vlan};
+pub use network::{Bond, BondMode, LacpRate, NetworkSpec, VSwitch, Vlan, XmitHashPolicy};
 pub use storage::{Profile, StorageSpec, Volume};
 pub use values::{
     DrivePath, Hostname, InterfaceName, MacAddress, MemoryMib, MiimonMs, ObjectName, PortName,

@@ -43,7 +43,76 @@ pub struct Bond {
     /// The member that carries traffic while its link is up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub primary: Option<PortName>,
+    /// How often LACP partners exchange frames (802.3ad only; the kernel's default is slow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lacp_rate: Option<LacpRate>,
+    /// Which headers pick the member a flow goes out on (802.3ad only; default layer2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xmit_hash_policy: Option<XmitHashPolicy>,
 }
+
+/// A closed set of names, each the bonding driver's own spelling.
+macro_rules! named_choice {
+    ($(#[$doc:meta])* $name:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = ValueError;
+            fn try_from(text: &str) -> Result<Self, ValueError> {
+                match text {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(ValueError::UnknownChoice {
+                        what: $what,
+                        value: text.to_string(),
+                        expected: Self::NAMES,
+                    }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+named_choice!(
+    /// LACPDU rate: every 30 s (slow) or every second (fast, quicker to notice a dead link).
+    LacpRate, "lacp_rate", { Slow => "slow", Fast => "fast" }
+);
+
+named_choice!(
+    /// The transmit hash of an 802.3ad bond.
+    XmitHashPolicy, "xmit_hash_policy", {
+        Layer2 => "layer2",
+        Layer2And3 => "layer2+3",
+        Layer3And4 => "layer3+4",
+        Encap2And3 => "encap2+3",
+        Encap3And4 => "encap3+4",
+    }
+);
 
 /// The bonding modes Cairn offers, named as the kernel's bonding driver names them. The
 /// others (balance-rr, balance-xor, broadcast, balance-tlb) either reorder packets or need
@@ -198,15 +267,41 @@ pub(super) fn convert(doc: &document::Network, errors: &mut Errors) -> (NetworkS
             format!("{path}.primary"),
             bond.primary.as_deref().map(PortName::try_from),
         );
-        if let (Some(name), Some(mode), Some(members), Some(miimon_ms), Some(primary)) =
-            (name, mode, members, miimon_ms, primary)
-        {
+        let lacp_rate = errors.check_optional(
+            format!("{path}.lacp_rate"),
+            bond.lacp_rate.as_deref().map(LacpRate::try_from),
+        );
+        let xmit_hash_policy = errors.check_optional(
+            format!("{path}.xmit_hash_policy"),
+            bond.xmit_hash_policy
+                .as_deref()
+                .map(XmitHashPolicy::try_from),
+        );
+        if let (
+            Some(name),
+            Some(mode),
+            Some(members),
+            Some(miimon_ms),
+            Some(primary),
+            Some(lacp_rate),
+            Some(xmit_hash_policy),
+        ) = (
+            name,
+            mode,
+            members,
+            miimon_ms,
+            primary,
+            lacp_rate,
+            xmit_hash_policy,
+        ) {
             spec.bonds.push(Bond {
                 name,
                 mode,
                 members,
                 miimon_ms,
                 primary,
+                lacp_rate,
+                xmit_hash_policy,
             });
             positions.bonds.push(i);
         }
@@ -335,6 +430,21 @@ fn check_bonds(network: &Indexed<'_>, errors: &mut Errors) {
                 );
             } else {
                 owner.insert(member.as_str(), &bond.name);
+            }
+        }
+        let lacp_only = [
+            ("lacp_rate", bond.lacp_rate.is_some()),
+            ("xmit_hash_policy", bond.xmit_hash_policy.is_some()),
+        ];
+        for (option, set) in lacp_only {
+            if set && bond.mode != BondMode::Lacp {
+                errors.push(
+                    format!("{path}.{option}"),
+                    format!(
+                        "mode {} has no {option} (expected no {option}, or mode 802.3ad)",
+                        bond.mode
+                    ),
+                );
             }
         }
         if let Some(primary) = &bond.primary {

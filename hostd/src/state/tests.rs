@@ -506,7 +506,7 @@ fn unknown_field_is_reported_with_its_path() {
     assert_eq!(
         errors(&good_with("miimon_ms = 100", "speed = 1000")),
         [
-            "network.bonds[0].speed: unknown field (expected one of: name, mode, members, miimon_ms, primary)"
+            "network.bonds[0].speed: unknown field (expected one of: name, mode, members, miimon_ms, primary, lacp_rate, xmit_hash_policy)"
         ]
     );
     assert_eq!(
@@ -608,4 +608,22 @@ fn value_types_refuse_wrong_values_on_their_own() {
     assert!(MacAddress::try_from("02:00:00:00:00:01:02").is_err());
     assert!(MacAddress::try_from("02-00-00-00-00-01").is_err());
     assert!(MacAddress::try_from("+2:00:00:00:00:01").is_err());
+}
+
+#[test]
+fn lacp_options_belong_to_802_3ad_and_have_named_values() {
+    let doc = "version = 1\n[[network.bonds]]\nname = \"bond0\"\nmode = \"active-backup\"\nmembers = [\"lan1\"]\nlacp_rate = \"fast\"\n\n[[network.bonds]]\nname = \"bond1\"\nmode = \"802.3ad\"\nmembers = [\"lan2\"]\nxmit_hash_policy = \"layer9\"\n";
+    let errors: Vec<String> = DesiredState::from_toml(doc)
+        .expect_err("refused")
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            r#"network.bonds[1].xmit_hash_policy: unknown xmit_hash_policy "layer9" (expected one of: layer2, layer2+3, layer3+4, encap2+3, encap3+4)"#,
+            "network.bonds[0].lacp_rate: mode active-backup has no lacp_rate (expected no lacp_rate, or mode 802.3ad)",
+        ]
+    );
 }

@@ -4,6 +4,7 @@ use board_configs::LanPort;
 
 use super::*;
 use crate::state::DesiredState;
+use crate::state::{LacpRate, XmitHashPolicy};
 
 fn lan_pci() -> Lan {
     Lan {
@@ -183,6 +184,8 @@ fn bonded_box() -> NetObserved {
                     mode: Some(BondMode::ActiveBackup),
                     miimon_ms: 100,
                     primary: Some("lan2".into()),
+                    lacp_rate: Some(LacpRate::Slow),
+                    xmit_hash_policy: Some(XmitHashPolicy::Layer2),
                 },
                 Some("vs0"),
             ),
@@ -237,7 +240,7 @@ fn a_new_bond_mode_rebuilds_the_bond_and_its_members() {
             "remove lan1 from bond0",
             "remove lan2 from bond0",
             "delete bond bond0",
-            "create bond bond0 (mode 802.3ad, miimon 100 ms)",
+            "create bond bond0 (mode 802.3ad, miimon 100 ms, lacp_rate slow, xmit_hash_policy layer2)",
             "add lan1 to bond0",
             "add lan2 to bond0",
             "add bond0 to vs0",
@@ -276,6 +279,8 @@ fn a_bond_in_a_mode_cairn_does_not_offer_is_replaced_and_cannot_be_rebuilt() {
             mode: None,
             miimon_ms: 0,
             primary: None,
+            lacp_rate: None,
+            xmit_hash_policy: None,
         },
         controller: None,
         up: false,
@@ -297,13 +302,15 @@ fn every_undo_swaps_back() {
         name: "b".into(),
         mode: BondMode::BalanceAlb,
         miimon_ms: 10,
+        lacp: None,
     };
     assert_eq!(
         create.undo(),
         Undo::Run(NetAction::DeleteBond {
             name: "b".into(),
             mode: Some(BondMode::BalanceAlb),
-            miimon_ms: 10
+            miimon_ms: 10,
+            lacp: None,
         })
     );
     let rename = NetAction::Rename {
@@ -327,5 +334,31 @@ fn every_undo_swaps_back() {
             port: "lan1".into(),
             controller: "bond0".into()
         })
+    );
+}
+
+#[test]
+fn lacp_options_are_set_at_creation_and_a_change_rebuilds_the_bond() {
+    let lacp = BONDED.replace("active-backup", "802.3ad").replace(
+        "primary = \"lan2\"\n",
+        "lacp_rate = \"fast\"\nxmit_hash_policy = \"layer3+4\"\n",
+    );
+    let built = texts(&plan(&spec(&lacp), &lan_pci(), &fresh_box()));
+    assert!(
+        built.contains(&"create bond bond0 (mode 802.3ad, miimon 100 ms, lacp_rate fast, xmit_hash_policy layer3+4)".to_string()),
+        "{built:?}"
+    );
+    let mut observed = bonded_box();
+    observed.links[0].kind = LinkKind::Bond {
+        mode: Some(BondMode::Lacp),
+        miimon_ms: 100,
+        primary: None,
+        lacp_rate: Some(LacpRate::Slow),
+        xmit_hash_policy: Some(XmitHashPolicy::Layer3And4),
+    };
+    let rebuilt = texts(&plan(&spec(&lacp), &lan_pci(), &observed));
+    assert!(
+        rebuilt.contains(&"delete bond bond0".to_string()),
+        "{rebuilt:?}"
     );
 }
