@@ -174,6 +174,22 @@ impl HostApi {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Runs `work` on the core on a blocking thread: observing the box uses netlink through
+    /// a runtime of its own, which must not run inside the bus's.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Core<Box<dyn System>, OsFilesystem>) -> Result<T, HostError>
+        + Send
+        + 'static,
+    ) -> Result<T, HostError> {
+        let core = Arc::clone(&self.core);
+        tokio::task::spawn_blocking(move || work(&mut core.blocking_lock()))
+            .await
+            .map_err(|error| {
+                HostError::System(format!("The request stopped unfinished: {error}"))
+            })?
+    }
+
     /// Registers a job object and runs the apply on a blocking thread (actions are syscalls).
     async fn start_apply(
         &self,
@@ -248,7 +264,8 @@ impl HostApi {
     }
 
     async fn config_plan(&self, toml: &str) -> Result<String, HostError> {
-        self.core.lock().await.plan(toml)
+        let toml = toml.to_string();
+        self.blocking(move |core| core.plan(&toml)).await
     }
 
     /// Validates the document and starts applying it; returns the job.
@@ -277,7 +294,7 @@ impl HostApi {
 
     /// JSON: the board's ports and the kernel's bonds, vSwitches and VLANs.
     async fn net_show(&self) -> Result<String, HostError> {
-        let view = self.core.lock().await.net_view()?;
+        let view = self.blocking(|core| core.net_view()).await?;
         Ok(serde_json::to_string(&view).expect("a view is strings, numbers and lists"))
     }
 

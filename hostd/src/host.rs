@@ -17,7 +17,7 @@
 #[cfg(test)]
 mod tests;
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use board_configs::Lan;
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,7 @@ use crate::jobs::Job;
 use crate::network;
 use crate::plan::{self, Executor, describe};
 use crate::reconcile::{self, HostAction, System, SystemError};
-use crate::state::{DesiredState, Invalid};
+use crate::state::{DesiredState, Invalid, Management};
 use crate::store::{Filesystem, Generation, OsFilesystem, StateStore};
 
 /// What `Status()` answers, as JSON.
@@ -54,6 +54,9 @@ pub struct Applied {
     /// Sections recorded but not acted on yet (no subsystem for them).
     pub recorded_only: Vec<String>,
 }
+
+/// How often a safe apply looks at the management link while it waits.
+const CONFIRM_POLL: Duration = Duration::from_millis(250);
 
 /// The sections of a desired-state document, in document order.
 const SECTIONS: [&str; 4] = ["hostname", "network", "storage", "guests"];
@@ -159,8 +162,14 @@ impl<S: System, F: Filesystem> Core<S, F> {
         let observed = self.system.observe().map_err(system_error)?;
         let actions = reconcile::plan(desired, &observed, &self.lan);
         let previous = self.current()?;
-        // One step for the commit, one per action.
-        job.set_total(u32::try_from(actions.len() + 1).unwrap_or(u32::MAX));
+        // One step for the commit, one per action, one for confirming the management link.
+        let confirm = desired
+            .network
+            .management
+            .as_ref()
+            .filter(|_| actions.iter().any(|a| matches!(a, HostAction::Network(_))));
+        let steps = actions.len() + 1 + usize::from(confirm.is_some());
+        job.set_total(u32::try_from(steps).unwrap_or(u32::MAX));
         let recorded_only = reconcile::pending_sections(desired)
             .into_iter()
             .map(String::from)
@@ -185,6 +194,22 @@ impl<S: System, F: Filesystem> Core<S, F> {
         };
         match plan::apply(&actions, &mut watched) {
             Ok(done) => {
+                if let Some(management) = confirm {
+                    let step = u32::try_from(actions.len() + 1).unwrap_or(u32::MAX);
+                    if let Err(why) = self.confirm_link(management, job, step) {
+                        let message = self.reject(
+                            &done,
+                            previous.as_ref().map(|(g, _)| *g),
+                            generation,
+                            &why,
+                        );
+                        return Err(if job.cancel_requested() {
+                            HostError::Cancelled(message)
+                        } else {
+                            HostError::ApplyFailed(message)
+                        });
+                    }
+                }
                 self.reconcile_error = None;
                 Ok(Applied {
                     generation: generation.get(),
@@ -284,6 +309,70 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 (version.generation.get(), since_epoch.as_secs())
             })
             .collect())
+    }
+
+    /// The safe apply's check: the management interface must have a link within the grace
+    /// period (a cable, a switch port that came up). `Err` says why not.
+    fn confirm_link(&self, management: &Management, job: &Job, step: u32) -> Result<(), String> {
+        let name = management.interface.as_str();
+        let seconds = management.confirm_seconds();
+        job.progress(
+            step,
+            format!("confirming the management link on {name} (up to {seconds} s)"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(u64::from(seconds));
+        loop {
+            if job.cancel_requested() {
+                return Err(format!(
+                    "cancelled while confirming the management link on {name}"
+                ));
+            }
+            let has_link = self
+                .system
+                .observe()
+                .ok()
+                .is_some_and(|observed| observed.network.reaches_wire(name));
+            if has_link {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the management interface {name} had no link within {seconds} s"
+                ));
+            }
+            std::thread::sleep(CONFIRM_POLL);
+        }
+    }
+
+    /// Takes back an apply whose actions all ran but whose check failed: undoes them,
+    /// newest first, and commits the previous document again. Returns the message.
+    fn reject(
+        &mut self,
+        done: &[HostAction],
+        previous: Option<Generation>,
+        attempted: Generation,
+        why: &str,
+    ) -> String {
+        let (undone, failures) = plan::undo_all(done, &mut self.system);
+        let mut message = format!("Rolled back ({} undo steps): {why}", undone.len());
+        for failure in &failures {
+            message.push_str(&format!("; NOT undone: {failure}"));
+        }
+        match self.restore(previous, attempted) {
+            Ok(Some(back)) => message.push_str(&format!(
+                "; the store is back at the previous document (now generation {back})"
+            )),
+            Ok(None) => {}
+            Err(error) => message.push_str(&format!(
+                "; AND the previous document could not be committed again: {}",
+                error.message()
+            )),
+        }
+        if !failures.is_empty() {
+            self.reconcile_error = Some(message.clone());
+        }
+        tracing::warn!("safe apply: {message}");
+        message
     }
 
     /// After a failed apply: commits the previous document again (if the failed one was

@@ -139,6 +139,17 @@ where
 
 type RollbackReport<A, E> = (Vec<A>, Vec<RollbackFailure<A, E>>);
 
+/// Undoes actions that all succeeded, newest first (a change rejected after it was made:
+/// a safe apply whose check failed). Returns the undo actions run and what could not be
+/// undone.
+pub fn undo_all<A, E>(done: &[A], executor: &mut E) -> RollbackReport<A, E::Error>
+where
+    A: Action,
+    E: Executor<A>,
+{
+    roll_back(done, executor)
+}
+
 fn roll_back<A, E>(done: &[A], executor: &mut E) -> RollbackReport<A, E::Error>
 where
     A: Action,

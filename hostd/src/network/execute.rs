@@ -7,13 +7,23 @@
 //! to go stale between applies.
 
 use futures::TryStreamExt;
+use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{
     BondLacpRate, BondMode as NlBondMode, BondXmitHashPolicy, LinkFlags, LinkMessage,
 };
 use rtnetlink::{Handle, LinkBond, LinkBridge, LinkUnspec, LinkVlan};
 
+use super::l3::{self, L3Observed};
 use super::plan::NetAction;
 use crate::state::{BondMode, LacpRate, XmitHashPolicy};
+
+/// Replaces resolv.conf whole: a reader never sees half a file.
+fn write_resolv_conf(servers: &[std::net::IpAddr]) -> std::io::Result<()> {
+    let path = std::path::Path::new(l3::RESOLV_CONF);
+    let temporary = path.with_extension("conf.cairn-tmp");
+    std::fs::write(&temporary, l3::render_resolv_conf(servers))?;
+    std::fs::rename(&temporary, path)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -23,6 +33,12 @@ pub enum NetError {
     Connect(#[source] std::io::Error),
     #[error("There is no network interface named {0:?}")]
     NoSuchLink(String),
+    #[error("Cannot write {path}")]
+    Dns {
+        path: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("The kernel refused to {action}")]
     Netlink {
         action: String,
@@ -33,25 +49,47 @@ pub enum NetError {
 
 #[derive(Debug, Default)]
 pub struct NetExecutor {
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: std::sync::OnceLock<tokio::runtime::Runtime>,
 }
 
 impl NetExecutor {
-    pub fn execute(&mut self, action: &NetAction) -> Result<(), NetError> {
-        if self.runtime.is_none() {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()
-                .map_err(NetError::Runtime)?;
-            self.runtime = Some(runtime);
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, NetError> {
+        if let Some(runtime) = self.runtime.get() {
+            return Ok(runtime);
         }
-        let runtime = self.runtime.as_ref().expect("set just above");
-        runtime.block_on(async {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(NetError::Runtime)?;
+        // Set once; a racing setter's runtime is dropped, either serves.
+        let _ = self.runtime.set(runtime);
+        Ok(self.runtime.get().expect("set just above"))
+    }
+
+    /// Runs `work` with a fresh netlink connection on this executor's runtime. Must not be
+    /// called from async code (it blocks): hostd calls it from blocking threads.
+    fn with_handle<T, F, Fut>(&self, work: F) -> Result<T, NetError>
+    where
+        F: FnOnce(Handle) -> Fut,
+        Fut: std::future::Future<Output = Result<T, NetError>>,
+    {
+        self.runtime()?.block_on(async {
             let (connection, handle, _) = rtnetlink::new_connection().map_err(NetError::Connect)?;
             let task = tokio::spawn(connection);
-            let result = run(&handle, action).await;
+            let result = work(handle).await;
             task.abort();
             result
+        })
+    }
+
+    pub fn execute(&self, action: &NetAction) -> Result<(), NetError> {
+        self.with_handle(|handle| async move { run(&handle, action).await })
+    }
+
+    /// Addresses, default routes and DNS servers as the kernel and resolv.conf have them.
+    pub fn observe_l3(&self) -> Result<L3Observed, NetError> {
+        self.with_handle(|handle| async move {
+            super::l3::observe(&handle, std::path::Path::new(super::l3::RESOLV_CONF)).await
         })
     }
 }
@@ -222,6 +260,52 @@ async fn run(handle: &Handle, action: &NetAction) -> Result<(), NetError> {
                 .await
                 .map_err(failed)
         }
+        NetAction::AddAddress { interface, address } => {
+            let index = index(handle, interface).await?;
+            handle
+                .address()
+                .add(index, address.address, address.prefix)
+                .execute()
+                .await
+                .map_err(failed)
+        }
+        NetAction::DelAddress { interface, address } => {
+            let index = index(handle, interface).await?;
+            let mut dump = handle
+                .address()
+                .get()
+                .set_link_index_filter(index)
+                .execute();
+            while let Some(message) = dump.try_next().await.map_err(&failed)? {
+                let matches = message.header.prefix_len == address.prefix
+                    && message.attributes.iter().any(|attribute| {
+                        matches!(attribute, AddressAttribute::Local(ip) | AddressAttribute::Address(ip) if *ip == address.address)
+                    });
+                if matches {
+                    return handle
+                        .address()
+                        .del(message)
+                        .execute()
+                        .await
+                        .map_err(failed);
+                }
+            }
+            Ok(()) // already gone: the state the action wants
+        }
+        NetAction::AddDefaultRoute { gateway, interface } => {
+            let index = index(handle, interface).await?;
+            let message = l3::default_route_message(*gateway, index);
+            handle.route().add(message).execute().await.map_err(failed)
+        }
+        NetAction::DelDefaultRoute { gateway, interface } => {
+            let index = index(handle, interface).await?;
+            let message = l3::default_route_message(*gateway, index);
+            handle.route().del(message).execute().await.map_err(failed)
+        }
+        NetAction::SetDns { to, .. } => write_resolv_conf(to).map_err(|source| NetError::Dns {
+            path: l3::RESOLV_CONF,
+            source,
+        }),
         NetAction::SetUp { name } => set_up(handle, name, true, action).await,
         NetAction::SetDown { name } => set_up(handle, name, false, action).await,
     }

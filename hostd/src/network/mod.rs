@@ -11,6 +11,7 @@
 pub mod board_check;
 pub mod defaults;
 pub mod execute;
+pub mod l3;
 pub mod observe;
 pub mod plan;
 pub mod view;

@@ -50,10 +50,12 @@ pub struct Link {
     pub permanent_mac: String,
 }
 
-/// Every link, sorted by name.
+/// Every link, sorted by name, and the addresses and routes hostd owns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetObserved {
     pub links: Vec<Link>,
+    /// Filled by the live system from netlink; empty from [`observe`] alone.
+    pub l3: super::l3::L3Observed,
 }
 
 impl NetObserved {
@@ -133,7 +135,10 @@ pub fn observe(paths: &NetPaths) -> std::io::Result<NetObserved> {
         });
     }
     links.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(NetObserved { links })
+    Ok(NetObserved {
+        links,
+        l3: super::l3::L3Observed::default(),
+    })
 }
 
 fn read_trimmed(path: &Path) -> String {
@@ -286,5 +291,97 @@ mod tests {
         assert_eq!(seen.get("tap0").expect("tap0").kind, LinkKind::Other);
         assert!(!seen.get("tap0").expect("tap0").up);
         assert_eq!(seen.get("lo").expect("lo").kind, LinkKind::Loopback);
+    }
+}
+
+impl NetObserved {
+    /// Whether `name` reaches the wire: it is up, and it is a LAN NIC with a carrier, or a
+    /// bond or vSwitch with a member that reaches it, or a VLAN whose parent does. A guest's
+    /// tap on a vSwitch does not count: the management address must reach the LAN. (A bridge
+    /// reports a carrier even with no ports, so its own carrier proves nothing.)
+    pub fn reaches_wire(&self, name: &str) -> bool {
+        self.reaches_wire_within(name, 8)
+    }
+
+    fn reaches_wire_within(&self, name: &str, depth: u8) -> bool {
+        let Some(link) = self.get(name) else {
+            return false;
+        };
+        if !link.up || depth == 0 {
+            return false;
+        }
+        match &link.kind {
+            LinkKind::Physical { .. } => link.carrier == Some(true),
+            LinkKind::Bond { .. } | LinkKind::Bridge => self
+                .links
+                .iter()
+                .filter(|member| member.controller.as_deref() == Some(name))
+                .any(|member| self.reaches_wire_within(&member.name, depth - 1)),
+            LinkKind::Vlan { parent, .. } => self.reaches_wire_within(parent, depth - 1),
+            LinkKind::Loopback | LinkKind::Other => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    fn link(name: &str, kind: LinkKind, controller: Option<&str>, carrier: bool) -> Link {
+        Link {
+            name: name.into(),
+            kind,
+            controller: controller.map(String::from),
+            up: true,
+            carrier: Some(carrier),
+            mac: String::new(),
+            permanent_mac: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_path_to_a_cabled_port_is_a_link() {
+        let bond = LinkKind::Bond {
+            mode: Some(BondMode::ActiveBackup),
+            miimon_ms: 100,
+            primary: None,
+            lacp_rate: None,
+            xmit_hash_policy: None,
+        };
+        let seen = NetObserved {
+            links: vec![
+                link("bond0", bond, Some("vmnet"), true),
+                link(
+                    "lan1",
+                    LinkKind::Physical { pci: None },
+                    Some("bond0"),
+                    false,
+                ),
+                link(
+                    "lan2",
+                    LinkKind::Physical { pci: None },
+                    Some("bond0"),
+                    true,
+                ),
+                link("priv", LinkKind::Bridge, None, true),
+                link("tap0", LinkKind::Other, Some("priv"), true),
+                link("vmnet", LinkKind::Bridge, None, true),
+                link(
+                    "vmnet.5",
+                    LinkKind::Vlan {
+                        parent: "vmnet".into(),
+                        id: 5,
+                    },
+                    None,
+                    true,
+                ),
+            ],
+            l3: Default::default(),
+        };
+        assert!(seen.reaches_wire("vmnet"));
+        assert!(seen.reaches_wire("vmnet.5"));
+        assert!(!seen.reaches_wire("lan1"), "no cable");
+        assert!(!seen.reaches_wire("priv"), "a guest's tap is not the LAN");
+        assert!(!seen.reaches_wire("nothing"));
     }
 }

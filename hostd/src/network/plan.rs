@@ -10,12 +10,13 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::net::IpAddr;
 
 use board_configs::{Lan, LanDiscovery};
 
 use super::observe::{Link, LinkKind, NetObserved};
 use crate::plan::{Action, Undo};
-use crate::state::{Bond, BondMode, LacpRate, NetworkSpec, XmitHashPolicy};
+use crate::state::{Bond, BondMode, IpPrefix, LacpRate, NetworkSpec, XmitHashPolicy};
 
 /// Link monitoring when the document does not say: the bonding driver's own default for
 /// the modes that need it, stated here so that plans never depend on module parameters.
@@ -91,6 +92,26 @@ pub enum NetAction {
         port: String,
         controller: String,
     },
+    AddAddress {
+        interface: String,
+        address: IpPrefix,
+    },
+    DelAddress {
+        interface: String,
+        address: IpPrefix,
+    },
+    AddDefaultRoute {
+        gateway: IpAddr,
+        interface: String,
+    },
+    DelDefaultRoute {
+        gateway: IpAddr,
+        interface: String,
+    },
+    SetDns {
+        from: Vec<IpAddr>,
+        to: Vec<IpAddr>,
+    },
     SetUp {
         name: String,
     },
@@ -135,6 +156,26 @@ impl fmt::Display for NetAction {
             Self::DeleteVlan { parent, id } => write!(f, "delete VLAN {parent}.{id}"),
             Self::Enslave { port, controller } => write!(f, "add {port} to {controller}"),
             Self::Release { port, controller } => write!(f, "remove {port} from {controller}"),
+            Self::AddAddress { interface, address } => {
+                write!(f, "add address {address} to {interface}")
+            }
+            Self::DelAddress { interface, address } => {
+                write!(f, "remove address {address} from {interface}")
+            }
+            Self::AddDefaultRoute { gateway, interface } => {
+                write!(f, "add default route via {gateway} on {interface}")
+            }
+            Self::DelDefaultRoute { gateway, interface } => {
+                write!(f, "remove default route via {gateway} on {interface}")
+            }
+            Self::SetDns { to, .. } => {
+                let servers: Vec<String> = to.iter().map(ToString::to_string).collect();
+                if servers.is_empty() {
+                    write!(f, "clear the DNS servers")
+                } else {
+                    write!(f, "set the DNS servers to {}", servers.join(", "))
+                }
+            }
             Self::SetUp { name } => write!(f, "bring {name} up"),
             Self::SetDown { name } => write!(f, "bring {name} down"),
         }
@@ -190,6 +231,15 @@ impl Action for NetAction {
             Self::DeleteVlan { parent, id } => Self::CreateVlan { parent, id },
             Self::Enslave { port, controller } => Self::Release { port, controller },
             Self::Release { port, controller } => Self::Enslave { port, controller },
+            Self::AddAddress { interface, address } => Self::DelAddress { interface, address },
+            Self::DelAddress { interface, address } => Self::AddAddress { interface, address },
+            Self::AddDefaultRoute { gateway, interface } => {
+                Self::DelDefaultRoute { gateway, interface }
+            }
+            Self::DelDefaultRoute { gateway, interface } => {
+                Self::AddDefaultRoute { gateway, interface }
+            }
+            Self::SetDns { from, to } => Self::SetDns { from: to, to: from },
             Self::SetUp { name } => Self::SetDown { name },
             Self::SetDown { name } => Self::SetUp { name },
         })
@@ -339,6 +389,11 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
             LinkKind::Loopback | LinkKind::Physical { .. } | LinkKind::Other => true,
         }
     };
+
+    // Addresses and the default route come off first: an interface about to go may carry
+    // them, and the undo puts them back only once the interface is rebuilt.
+    let (l3_removals, l3_additions) = plan_management(spec, &renamed, observed);
+    actions.extend(l3_removals);
 
     // Tear down, from the top of the stack. A link leaves its controller before it is
     // deleted (so that the undo puts it back there), and only links the planner manages
@@ -534,7 +589,81 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
             actions.push(NetAction::SetUp { name });
         }
     }
+    actions.extend(l3_additions);
     actions
+}
+
+/// The management address's actions: `(removals, additions)`. Only hostd's own addresses
+/// and routes are observed (see `l3.rs`), so anything not wanted is removed; DNS is left
+/// alone when the document has no management section.
+fn plan_management(
+    spec: &NetworkSpec,
+    renamed: &dyn Fn(&str) -> String,
+    observed: &NetObserved,
+) -> (Vec<NetAction>, Vec<NetAction>) {
+    let l3 = &observed.l3;
+    let wanted_addresses: Vec<(String, IpPrefix)> = spec
+        .management
+        .iter()
+        .flat_map(|m| m.addresses.iter().map(|a| (m.interface.to_string(), *a)))
+        .collect();
+    let wanted_route: Option<(IpAddr, String)> = spec
+        .management
+        .as_ref()
+        .and_then(|m| Some((m.gateway?, m.interface.to_string())));
+    let mut removals = Vec::new();
+    let mut additions = Vec::new();
+    let seen_routes: Vec<(IpAddr, String)> = l3
+        .default_routes
+        .iter()
+        .map(|r| (r.gateway, renamed(&r.interface)))
+        .collect();
+    for (gateway, interface) in &seen_routes {
+        if wanted_route.as_ref() != Some(&(*gateway, interface.clone())) {
+            removals.push(NetAction::DelDefaultRoute {
+                gateway: *gateway,
+                interface: interface.clone(),
+            });
+        }
+    }
+    let seen_addresses: Vec<(String, IpPrefix)> = l3
+        .addresses
+        .iter()
+        .map(|a| (renamed(&a.interface), a.address))
+        .collect();
+    for (interface, address) in &seen_addresses {
+        if !wanted_addresses.contains(&(interface.clone(), *address)) {
+            removals.push(NetAction::DelAddress {
+                interface: interface.clone(),
+                address: *address,
+            });
+        }
+    }
+    for (interface, address) in &wanted_addresses {
+        if !seen_addresses.contains(&(interface.clone(), *address)) {
+            additions.push(NetAction::AddAddress {
+                interface: interface.clone(),
+                address: *address,
+            });
+        }
+    }
+    if let Some((gateway, interface)) = &wanted_route
+        && !seen_routes.contains(&(*gateway, interface.clone()))
+    {
+        additions.push(NetAction::AddDefaultRoute {
+            gateway: *gateway,
+            interface: interface.clone(),
+        });
+    }
+    if let Some(management) = &spec.management
+        && management.dns != l3.dns
+    {
+        additions.push(NetAction::SetDns {
+            from: l3.dns.clone(),
+            to: management.dns.clone(),
+        });
+    }
+    (removals, additions)
 }
 
 #[derive(Clone, Copy)]

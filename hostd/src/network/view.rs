@@ -299,6 +299,7 @@ mod tests {
                 link("tap0", LinkKind::Other, Some("vmnet")),
                 link("vmnet", LinkKind::Bridge, None),
             ],
+            l3: Default::default(),
         };
         let seen = view(&observed, &lan);
         assert_eq!(seen.ports.len(), 2);

@@ -165,11 +165,12 @@ impl System for LiveSystem {
                 source,
             }
         })?;
-        let network =
+        let mut network =
             network::observe(&self.net_paths).map_err(|source| SystemError::ObserveNetwork {
                 path: self.net_paths.class_net.clone(),
                 source,
             })?;
+        network.l3 = self.net.observe_l3()?;
         Ok(Observed { hostname, network })
     }
 

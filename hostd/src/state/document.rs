@@ -39,6 +39,22 @@ pub(crate) struct Network {
     pub vswitches: Vec<VSwitch>,
     #[serde(default)]
     pub vlans: Vec<Vlan>,
+    #[serde(default)]
+    pub management: Option<Management>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Management {
+    pub interface: String,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub confirm_s: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,6 +20,7 @@
 mod document;
 mod error;
 mod guests;
+mod management;
 mod network;
 mod storage;
 mod values;
@@ -33,6 +34,7 @@ use serde::Serialize;
 
 pub use error::{FieldError, Invalid};
 pub use guests::{GuestNic, GuestSpec};
+pub use management::{IpPrefix, Management};
 pub use network::{Bond, BondMode, LacpRate, NetworkSpec, VSwitch, Vlan, XmitHashPolicy};
 pub use storage::{Profile, StorageSpec, Volume};
 pub use values::{

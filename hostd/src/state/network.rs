@@ -13,6 +13,7 @@ use serde::{Serialize, Serializer};
 use super::Declared;
 use super::document;
 use super::error::{Errors, expected_one_of};
+use super::management::{self, Management};
 use super::values::{InterfaceName, MiimonMs, PortName, ValueError, VlanId};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -23,11 +24,16 @@ pub struct NetworkSpec {
     pub vswitches: Vec<VSwitch>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vlans: Vec<Vlan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub management: Option<Management>,
 }
 
 impl NetworkSpec {
     pub fn is_empty(&self) -> bool {
-        self.bonds.is_empty() && self.vswitches.is_empty() && self.vlans.is_empty()
+        self.bonds.is_empty()
+            && self.vswitches.is_empty()
+            && self.vlans.is_empty()
+            && self.management.is_none()
     }
 }
 
@@ -223,6 +229,7 @@ pub(super) struct Indexed<'a> {
     bonds: Vec<(usize, &'a Bond)>,
     vswitches: Vec<(usize, &'a VSwitch)>,
     vlans: Vec<(usize, &'a Vlan)>,
+    management: Option<&'a Management>,
 }
 
 impl<'a> Indexed<'a> {
@@ -236,6 +243,7 @@ impl<'a> Indexed<'a> {
                 .zip(&spec.vswitches)
                 .collect(),
             vlans: positions.vlans.iter().copied().zip(&spec.vlans).collect(),
+            management: spec.management.as_ref(),
         }
     }
 }
@@ -333,6 +341,10 @@ pub(super) fn convert(doc: &document::Network, errors: &mut Errors) -> (NetworkS
             positions.vlans.push(i);
         }
     }
+    spec.management = doc
+        .management
+        .as_ref()
+        .and_then(|wanted| management::convert(wanted, errors));
     (spec, positions)
 }
 
@@ -342,6 +354,27 @@ pub(super) fn check_relations(network: &Indexed<'_>, declared: &Declared, errors
     check_bonds(network, errors);
     check_vlans(network, declared, errors);
     check_uplinks(network, declared, errors);
+    if let Some(wanted) = network.management {
+        let uplink_of = network
+            .vswitches
+            .iter()
+            .filter_map(|(_, v)| Some((v.uplink.as_ref()?.to_string(), v.name.to_string())))
+            .collect();
+        let interfaces = declared
+            .bonds
+            .iter()
+            .chain(&declared.vswitches)
+            .chain(&declared.vlan_interfaces)
+            .cloned()
+            .collect();
+        management::check(
+            wanted,
+            &declared.bond_of_port,
+            &uplink_of,
+            &interfaces,
+            errors,
+        );
+    }
 }
 
 /// Bonds, vSwitches and VLAN interfaces share one namespace, and `lanN` belongs to ports.

@@ -515,7 +515,7 @@ fn unknown_field_is_reported_with_its_path() {
     );
     assert_eq!(
         errors(&good_with("[[network.vlans]]", "[[network.vlan]]")),
-        ["network.vlan: unknown field (expected one of: bonds, vswitches, vlans)"]
+        ["network.vlan: unknown field (expected one of: bonds, vswitches, vlans, management)"]
     );
 }
 
@@ -624,6 +624,39 @@ fn lacp_options_belong_to_802_3ad_and_have_named_values() {
         [
             r#"network.bonds[1].xmit_hash_policy: unknown xmit_hash_policy "layer9" (expected one of: layer2, layer2+3, layer3+4, encap2+3, encap3+4)"#,
             "network.bonds[0].lacp_rate: mode active-backup has no lacp_rate (expected no lacp_rate, or mode 802.3ad)",
+        ]
+    );
+}
+
+#[test]
+fn management_fields_are_checked_with_what_would_be_right() {
+    let doc = "version = 1\n[[network.bonds]]\nname = \"bond0\"\nmode = \"active-backup\"\nmembers = [\"lan1\"]\n\n[network.management]\ninterface = \"lan1\"\naddresses = [\"10.0.0.2/33\", \"fd00::2/64\"]\ngateway = \"10.0.0.300\"\nconfirm_s = 1\n";
+    let errors: Vec<String> = DesiredState::from_toml(doc)
+        .expect_err("refused")
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            r#"network.management.addresses[0]: "10.0.0.2/33" has prefix length 33 (expected 1 to 32 for an IPv4 address)"#,
+            r#"network.management.gateway: "10.0.0.300" is not an IP address (expected the gateway as e.g. 192.168.1.1 or fd00::1)"#,
+            "network.management.confirm_s: 1 is out of range (expected 5 to 600 seconds)",
+        ]
+    );
+    let enslaved = "version = 1\n[[network.bonds]]\nname = \"bond0\"\nmode = \"active-backup\"\nmembers = [\"lan1\"]\n\n[network.management]\ninterface = \"lan1\"\naddresses = [\"10.0.0.2/24\"]\ngateway = \"fd00::1\"\n";
+    let errors: Vec<String> = DesiredState::from_toml(enslaved)
+        .expect_err("refused")
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "network.management.interface: lan1 is a member of bond0 (expected the bond itself)",
+            "network.management.gateway: fd00::1 is IPv6 but no address is (expected a gateway in the family of an address)",
         ]
     );
 }

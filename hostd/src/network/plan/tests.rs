@@ -44,6 +44,7 @@ fn fresh_box() -> NetObserved {
             nic("enp0s3", "0000:00:03.0", "52:54:00:00:00:01"),
             nic("enp0s4", "0000:00:04.0", "52:54:00:00:00:02"),
         ],
+        l3: Default::default(),
     }
 }
 
@@ -89,6 +90,7 @@ fn swapped_names_go_through_temporary_names() {
             nic("lan2", "0000:00:03.0", "a"),
             nic("lan1", "0000:00:04.0", "b"),
         ],
+        l3: Default::default(),
     };
     assert_eq!(
         texts(&plan_renames(
@@ -125,6 +127,7 @@ fn mac_order_uses_the_permanent_mac_not_the_one_a_bond_gave() {
     second.permanent_mac = "00:11:32:00:00:09".into();
     let observed = NetObserved {
         links: vec![second, nic("eth1", "0000:00:06.0", "00:11:32:00:00:02")],
+        l3: Default::default(),
     };
     assert_eq!(
         port_assignment(&lan, &observed),
@@ -203,6 +206,7 @@ fn bonded_box() -> NetObserved {
             up("tap-guest", LinkKind::Other, Some("vs0")),
             up("vs0", LinkKind::Bridge, None),
         ],
+        l3: Default::default(),
     }
 }
 
@@ -360,5 +364,76 @@ fn lacp_options_are_set_at_creation_and_a_change_rebuilds_the_bond() {
     assert!(
         rebuilt.contains(&"delete bond bond0".to_string()),
         "{rebuilt:?}"
+    );
+}
+
+const MANAGED: &str = r#"
+[[network.vswitches]]
+name = "vs0"
+uplink = "lan1"
+
+[network.management]
+interface = "vs0"
+addresses = ["192.168.7.2/24"]
+gateway = "192.168.7.1"
+dns = ["192.168.7.1"]
+"#;
+
+#[test]
+fn the_management_address_goes_on_last_and_comes_off_first() {
+    let built = texts(&plan(&spec(MANAGED), &lan_pci(), &fresh_box()));
+    let tail: Vec<&str> = built
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "add address 192.168.7.2/24 to vs0",
+            "add default route via 192.168.7.1 on vs0",
+            "set the DNS servers to 192.168.7.1"
+        ]
+    );
+
+    // Moving the address to a new interface removes the old one before anything else.
+    let mut observed = fresh_box();
+    observed.l3.addresses.push(crate::network::l3::HostAddress {
+        interface: "enp0s3".into(),
+        address: IpPrefix::try_from("10.0.0.5/8").expect("valid"),
+    });
+    observed
+        .l3
+        .default_routes
+        .push(crate::network::l3::DefaultRoute {
+            gateway: "10.0.0.1".parse().expect("ip"),
+            interface: "enp0s3".into(),
+        });
+    let moved = texts(&plan(&spec(MANAGED), &lan_pci(), &observed));
+    assert_eq!(
+        moved[2], "remove default route via 10.0.0.1 on lan1",
+        "{moved:?}"
+    );
+    assert_eq!(moved[3], "remove address 10.0.0.5/8 from lan1", "{moved:?}");
+    let undo = NetAction::DelAddress {
+        interface: "lan1".into(),
+        address: IpPrefix::try_from("10.0.0.5/8").expect("valid"),
+    }
+    .undo();
+    assert!(matches!(undo, Undo::Run(NetAction::AddAddress { .. })));
+}
+
+#[test]
+fn without_a_management_section_dns_is_left_alone() {
+    let mut observed = fresh_box();
+    observed.l3.dns = vec!["9.9.9.9".parse().expect("ip")];
+    let actions = plan(&NetworkSpec::default(), &lan_pci(), &observed);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, NetAction::SetDns { .. })),
+        "{actions:?}"
     );
 }
