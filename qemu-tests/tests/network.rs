@@ -257,6 +257,17 @@ fn management_address_and_safe_apply() -> Result<()> {
         "{applied}"
     );
     check_management_on(&mut app, "vmnet", "after apply")?;
+    let shown = app.shell("cairnctl net address")?;
+    for expected in [
+        "address vmnet 192.168.77.2/24",
+        "default route via 192.168.77.1 on vmnet",
+        "dns 192.168.77.1",
+    ] {
+        ensure!(
+            shown.lines().any(|l| l.trim() == expected),
+            "`net address` lacks {expected:?}: {shown}"
+        );
+    }
     let before = app.shell("cairnctl config show")?;
 
     // The address moves to a vSwitch with no uplink: no link, so after 5 s hostd takes the

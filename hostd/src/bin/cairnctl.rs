@@ -76,6 +76,8 @@ enum NetCommand {
     Vswitch,
     /// VLAN interfaces.
     Vlan,
+    /// The management address: addresses, default route, DNS servers.
+    Address,
 }
 
 impl NetCommand {
@@ -86,6 +88,7 @@ impl NetCommand {
             Self::Bond => Section::Bonds,
             Self::Vswitch => Section::VSwitches,
             Self::Vlan => Section::Vlans,
+            Self::Address => Section::Address,
         }
     }
 }

@@ -13,6 +13,17 @@ pub struct NetView {
     pub bonds: Vec<BondView>,
     pub vswitches: Vec<VSwitchView>,
     pub vlans: Vec<VlanView>,
+    pub address: AddressView,
+}
+
+/// The addresses, default routes and DNS servers hostd manages, as the box has them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressView {
+    /// `interface address/prefix`.
+    pub addresses: Vec<String>,
+    /// `via gateway on interface`.
+    pub default_routes: Vec<String>,
+    pub dns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +78,7 @@ pub enum Section {
     Bonds,
     VSwitches,
     Vlans,
+    Address,
 }
 
 fn yes_no(value: Option<bool>) -> &'static str {
@@ -152,6 +164,30 @@ impl NetView {
             }
             out.push(text);
         }
+        if all || section == Section::Address {
+            let mut text = String::from("ADDRESS");
+            let lines = self
+                .address
+                .addresses
+                .iter()
+                .map(|a| format!("address {a}"))
+                .chain(
+                    self.address
+                        .default_routes
+                        .iter()
+                        .map(|r| format!("default route {r}")),
+                )
+                .chain(self.address.dns.iter().map(|d| format!("dns {d}")));
+            let mut any = false;
+            for line in lines {
+                text.push_str(&format!("\n{line}"));
+                any = true;
+            }
+            if !any {
+                text.push_str("\nnone (no network.management in the document)");
+            }
+            out.push(text);
+        }
         out.join("\n\n")
     }
 
@@ -164,6 +200,7 @@ impl NetView {
             Section::Bonds => value["bonds"].clone(),
             Section::VSwitches => value["vswitches"].clone(),
             Section::Vlans => value["vlans"].clone(),
+            Section::Address => value["address"].clone(),
         }
     }
 }
@@ -245,11 +282,26 @@ pub fn view(observed: &NetObserved, lan: &Lan) -> NetView {
             LinkKind::Loopback | LinkKind::Physical { .. } | LinkKind::Other => {}
         }
     }
+    let l3 = &observed.l3;
+    let address = AddressView {
+        addresses: l3
+            .addresses
+            .iter()
+            .map(|a| format!("{} {}", a.interface, a.address))
+            .collect(),
+        default_routes: l3
+            .default_routes
+            .iter()
+            .map(|r| format!("via {} on {}", r.gateway, r.interface))
+            .collect(),
+        dns: l3.dns.iter().map(ToString::to_string).collect(),
+    };
     NetView {
         ports,
         bonds,
         vswitches,
         vlans,
+        address,
     }
 }
 
