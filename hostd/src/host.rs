@@ -229,16 +229,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 } else {
                     crate::api::chain(&failure)
                 };
-                match restored {
-                    Ok(Some(back)) => message.push_str(&format!(
-                        "; the store is back at the previous document (now generation {back})"
-                    )),
-                    Ok(None) => {}
-                    Err(error) => message.push_str(&format!(
-                        "; AND the previous document could not be committed again: {}",
-                        error.message()
-                    )),
-                }
+                message.push_str(&restore_note(&restored));
                 if !failure.rollback_failures.is_empty() {
                     self.reconcile_error = Some(message.clone());
                 }
@@ -358,16 +349,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
         for failure in &failures {
             message.push_str(&format!("; NOT undone: {failure}"));
         }
-        match self.restore(previous, attempted) {
-            Ok(Some(back)) => message.push_str(&format!(
-                "; the store is back at the previous document (now generation {back})"
-            )),
-            Ok(None) => {}
-            Err(error) => message.push_str(&format!(
-                "; AND the previous document could not be committed again: {}",
-                error.message()
-            )),
-        }
+        message.push_str(&restore_note(&self.restore(previous, attempted)));
         if !failures.is_empty() {
             self.reconcile_error = Some(message.clone());
         }
@@ -404,6 +386,20 @@ impl<S: System, F: Filesystem> Core<S, F> {
 
     fn current(&self) -> Result<Option<(Generation, DesiredState)>, HostError> {
         Ok(self.store.current()?)
+    }
+}
+
+/// The end of a rollback message: where the store stands after [`Core::restore`].
+fn restore_note(restored: &Result<Option<Generation>, HostError>) -> String {
+    match restored {
+        Ok(Some(back)) => {
+            format!("; the store is back at the previous document (now generation {back})")
+        }
+        Ok(None) => String::new(),
+        Err(error) => format!(
+            "; AND the previous document could not be committed again: {}",
+            error.message()
+        ),
     }
 }
 

@@ -23,6 +23,7 @@ pub mod fscheck;
 pub mod gpt_read;
 pub mod image;
 pub mod ovmf;
+pub mod probe;
 pub mod qmp;
 pub mod stats;
 pub mod timeouts;

@@ -134,12 +134,7 @@ fn first_boot_password_login_refusal_reboot_and_shell() -> Result<()> {
     );
 
     // Reboot through the console; the stored password opens it, with no first-boot prompt.
-    app.shell("sync")?;
-    app.console_command("reboot")?;
-    let console = app.console();
-    console.wait_for_line("cairn-init: rebooting", timeouts::shutdown())?;
-    console.wait_for_line(contract::config_mounted_regex(), timeouts::ready_direct())?;
-    app.wait_ready(timeouts::ready_direct())?;
+    qemu_tests::probe::reboot(&mut app)?;
     let console = app.console();
     let shown = nudge_for(
         console,

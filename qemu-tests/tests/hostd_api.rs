@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result, ensure};
 use qemu_tests::appliance::random_token;
-use qemu_tests::{Appliance, Image, Launch, contract, timeouts};
+use qemu_tests::{Appliance, Image, Launch, timeouts};
 
 const BOARD: &str = "qemu-x86_64";
 
@@ -68,16 +68,6 @@ fn json_output(text: &str) -> Result<serde_json::Value> {
     serde_json::from_str(line).with_context(|| format!("not JSON: {line:?}"))
 }
 
-/// The box's host name, from a marked line (hostd's warnings share the console).
-fn live_hostname(app: &mut Appliance) -> Result<String> {
-    let output = app.shell("echo \"LIVE-HOSTNAME=$(hostname)\"")?;
-    output
-        .lines()
-        .find_map(|line| line.strip_prefix("LIVE-HOSTNAME="))
-        .map(|name| name.trim().to_string())
-        .with_context(|| format!("no LIVE-HOSTNAME line in {output:?}"))
-}
-
 /// `cairnctl --json config show`, parsed: (generation, TOML).
 fn config_show(app: &mut Appliance) -> Result<(u64, String)> {
     let value = json_output(&app.shell("cairnctl --json config show")?)?;
@@ -113,7 +103,7 @@ fn applied_document_is_shown_and_survives_reboot() -> Result<()> {
             .is_some_and(|actions| actions.iter().any(|a| a == "delete vSwitch vmnet")),
         "the apply did not replace the Default VM Network: {applied}"
     );
-    let live = live_hostname(&mut app)?;
+    let live = qemu_tests::probe::hostname(&mut app)?;
     ensure!(
         live == hostname,
         "hostname after apply is {live:?}, not {hostname:?}"
@@ -142,12 +132,7 @@ fn applied_document_is_shown_and_survives_reboot() -> Result<()> {
         "config show does not return the applied document: {shown:?}"
     );
 
-    app.shell("sync")?;
-    app.console_command("reboot")?;
-    let console = app.console();
-    console.wait_for_line("cairn-init: rebooting", timeouts::shutdown())?;
-    console.wait_for_line(contract::config_mounted_regex(), timeouts::ready_direct())?;
-    app.wait_ready(timeouts::ready_direct())?;
+    qemu_tests::probe::reboot(&mut app)?;
     let after = config_show(&mut app)?;
     ensure!(
         after == (generation, shown.clone()),
@@ -155,7 +140,7 @@ fn applied_document_is_shown_and_survives_reboot() -> Result<()> {
         (generation, shown)
     );
     // init names the box "cairn" at boot; hostd reconciles it to the document before READY.
-    let live = live_hostname(&mut app)?;
+    let live = qemu_tests::probe::hostname(&mut app)?;
     ensure!(
         live == hostname,
         "hostname after reboot is {live:?}, not {hostname:?}"

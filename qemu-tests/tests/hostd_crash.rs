@@ -52,18 +52,8 @@ fn observe(app: &mut Appliance) -> Result<(String, bool, String)> {
         .and_then(|rest| rest.strip_suffix('"'))
         .with_context(|| format!("no hostname in {toml:?}"))?
         .to_string();
-    let live = live_hostname(app)?;
+    let live = qemu_tests::probe::hostname(app)?;
     Ok((committed, toml.contains("bond0"), live))
-}
-
-/// The box's host name, from a marked line (hostd's warnings share the console).
-fn live_hostname(app: &mut Appliance) -> Result<String> {
-    let output = app.shell("echo \"LIVE-HOSTNAME=$(hostname)\"")?;
-    output
-        .lines()
-        .find_map(|line| line.strip_prefix("LIVE-HOSTNAME="))
-        .map(|name| name.trim().to_string())
-        .with_context(|| format!("no LIVE-HOSTNAME line in {output:?}"))
 }
 
 /// Proves a hostd killed with SIGKILL at several points of an apply comes back with the old or the new state in whole (document and host name), never a mix.

@@ -6,7 +6,7 @@
 #![cfg(feature = "vm-tests")]
 
 use anyhow::{Result, ensure};
-use qemu_tests::{Appliance, Image, Launch, contract, timeouts};
+use qemu_tests::{Appliance, Image, Launch, timeouts};
 
 const BOARD: &str = "qemu-x86_64";
 
@@ -113,13 +113,7 @@ fn bonds_vswitches_and_vlans_follow_the_document() -> Result<()> {
         "an applied document still plans changes: {plan}"
     );
 
-    app.shell("sync")?;
-    app.console_command("reboot")?;
-    app.console()
-        .wait_for_line("cairn-init: rebooting", timeouts::shutdown())?;
-    app.console()
-        .wait_for_line(contract::config_mounted_regex(), timeouts::ready_direct())?;
-    app.wait_ready(timeouts::ready_direct())?;
+    qemu_tests::probe::reboot(&mut app)?;
     check_bonded_stack(&mut app, "after reboot")?;
 
     // A port the board does not have: refused with the board's ports, nothing changes.
@@ -308,13 +302,7 @@ fn management_address_and_safe_apply() -> Result<()> {
         "the rollback is not logged: {log}"
     );
 
-    app.shell("sync")?;
-    app.console_command("reboot")?;
-    app.console()
-        .wait_for_line("cairn-init: rebooting", timeouts::shutdown())?;
-    app.console()
-        .wait_for_line(contract::config_mounted_regex(), timeouts::ready_direct())?;
-    app.wait_ready(timeouts::ready_direct())?;
+    qemu_tests::probe::reboot(&mut app)?;
     check_management_on(&mut app, "vmnet", "after reboot")?;
     app.finish();
     Ok(())
