@@ -18,7 +18,14 @@ pub struct SlaveStatus {
     /// 802.3ad: the system MAC in the LACPDUs this port received from its partner
     /// (`details partner lacp pdu:` → `system mac address:`).
     pub partner_system_mac: Option<String>,
+    /// 802.3ad: `port state:` in this port's own and its partner's LACPDU details (the
+    /// IEEE 802.1AX bits: 0x08 synchronised, 0x10 collecting, 0x20 distributing).
+    pub actor_port_state: Option<u8>,
+    pub partner_port_state: Option<u8>,
 }
+
+/// Synchronised, collecting and distributing: the port carries traffic both ways.
+pub const PORT_STATE_IN_USE: u8 = 0x08 | 0x10 | 0x20;
 
 /// The bond as the driver reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,7 +104,9 @@ impl BondStatus {
                 (Section::ActiveAggregator, "Partner Mac Address") => {
                     status.active_aggregator_partner_mac = Some(mac(value));
                 }
-                (Section::Slave, _) | (Section::SlavePartnerPdu, _) => {
+                (Section::Slave, _)
+                | (Section::SlaveActorPdu, _)
+                | (Section::SlavePartnerPdu, _) => {
                     let Some(slave) = status.slaves.last_mut() else {
                         continue;
                     };
@@ -112,12 +121,16 @@ impl BondStatus {
                         (Section::SlavePartnerPdu, "system mac address") => {
                             slave.partner_system_mac = Some(mac(value));
                         }
+                        (Section::SlaveActorPdu, "port state") => {
+                            slave.actor_port_state = value.parse().ok();
+                        }
+                        (Section::SlavePartnerPdu, "port state") => {
+                            slave.partner_port_state = value.parse().ok();
+                        }
                         _ => {}
                     }
                 }
-                (Section::Bond, _)
-                | (Section::ActiveAggregator, _)
-                | (Section::SlaveActorPdu, _) => {}
+                (Section::Bond, _) | (Section::ActiveAggregator, _) => {}
             }
         }
         saw_mode.then_some(status)
@@ -128,7 +141,9 @@ impl BondStatus {
     }
 
     /// 802.3ad: every named port is up and in the active aggregator, which holds exactly
-    /// those ports and whose partner is `partner_mac` (seen also in each port's LACPDUs).
+    /// those ports and whose partner is `partner_mac` (seen also in each port's LACPDUs),
+    /// and both ends of every port are synchronised, collecting and distributing (an
+    /// aggregator id is assigned a moment before the ports carry traffic).
     /// `Err` says what is missing, for a failure message.
     pub fn check_aggregated(&self, ports: &[&str], partner_mac: &str) -> Result<u32, String> {
         let partner_mac = mac(partner_mac);
@@ -166,6 +181,16 @@ impl BondStatus {
                     "{port}'s partner is {:?}, not {partner_mac}",
                     slave.partner_system_mac
                 ));
+            }
+            for (end, state) in [
+                ("actor", slave.actor_port_state),
+                ("partner", slave.partner_port_state),
+            ] {
+                if state.is_none_or(|bits| bits & PORT_STATE_IN_USE != PORT_STATE_IN_USE) {
+                    return Err(format!(
+                        "{port}'s {end} port state is {state:?}, not synchronised, collecting and distributing"
+                    ));
+                }
             }
         }
         Ok(id)
@@ -210,10 +235,12 @@ details actor lacp pdu:
     system priority: 65535
     system mac address: 52:54:00:12:34:56
     port key: 15
+    port state: 61
 details partner lacp pdu:
     system priority: 65535
     system mac address: 52:54:00:ce:e0:01
     oper key: 15
+    port state: 61
 
 Slave Interface: lan2
 MII Status: up
@@ -221,8 +248,10 @@ Link Failure Count: 1
 Aggregator ID: 1
 details actor lacp pdu:
     system mac address: 52:54:00:12:34:56
+    port state: 61
 details partner lacp pdu:
     system mac address: 52:54:00:ce:e0:01
+    port state: 61
 ";
 
     #[test]
@@ -255,6 +284,22 @@ details partner lacp pdu:
         assert_eq!(
             status.check_aggregated(&["lan1", "lan2"], "52:54:00:ce:e0:01"),
             Err("lan2 is in aggregator Some(2), not the active 1".to_owned())
+        );
+        // Aggregated but the partner not yet distributing on lan2 (state 0x0f).
+        let syncing = format!(
+            "{}\n    port state: 15\n",
+            LACP.trim_end()
+                .trim_end_matches("port state: 61")
+                .trim_end()
+        );
+        let status = BondStatus::parse(&syncing).expect("a bond");
+        assert_eq!(
+            status.slave("lan2").and_then(|s| s.partner_port_state),
+            Some(15)
+        );
+        assert_eq!(
+            status.check_aggregated(&["lan1", "lan2"], "52:54:00:ce:e0:01"),
+            Err("lan2's partner port state is Some(15), not synchronised, collecting and distributing".to_owned())
         );
         let lonely = LACP.replace("\tNumber of ports: 2", "\tNumber of ports: 1");
         let status = BondStatus::parse(&lonely).expect("a bond");
