@@ -34,6 +34,7 @@ pub mod qmp;
 pub mod stats;
 pub mod timeouts;
 pub mod vm;
+pub mod wired;
 pub mod workdir;
 
 pub use appliance::{Appliance, ApplianceError, BootMode, Launch, ShellOutput};
