@@ -341,49 +341,123 @@ impl WiredPair {
     }
 
     /// One TCP stream of [`BULK_MIB`] MiB from the peer to the appliance over the bonds,
-    /// in Mbit/s as the peer's `dd` timed it (busybox `nc` on both ends).
+    /// in Mbit/s: the bytes the appliance counted over the seconds the peer's sender ran
+    /// (`/proc/uptime`, 10 ms steps; busybox `dd` here prints no timing line).
+    ///
+    /// Busybox `nc` closes the connection when its stdin ends, on both ends: the sender's
+    /// stdin ending is the end of the data, but the listener's must stay open (`sleep |`)
+    /// or it hangs up after the first few kilobytes.
     pub fn throughput_mbit_s(&mut self) -> Result<f64, WiredError> {
         self.appliance.shell(&format!(
-            "(busybox nc -l -p {BULK_PORT} > /dev/null 2>&1 &)"
+            "rm -f /tmp/bulk.count; (sleep 600 | busybox nc -l -p {BULK_PORT} | busybox wc -c > /tmp/bulk.count &)"
         ))?;
-        let started = Instant::now();
-        while self
-            .appliance
-            .shell_status(&format!("busybox netstat -ltn | grep -q ':{BULK_PORT} '"))?
-            .status
-            != 0
-        {
-            if started.elapsed() >= timeouts::console() {
-                return Err(WiredError::Timeout {
-                    what: format!("nc to listen on port {BULK_PORT} in the appliance"),
-                    waited: started.elapsed(),
-                    last: self.appliance.shell("busybox netstat -ltn")?,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.poll_appliance(
+            &format!("busybox netstat -ltn | grep -q ':{BULK_PORT} '"),
+            &format!("nc to listen on port {BULK_PORT} in the appliance"),
+            timeouts::console(),
+        )?;
         self.peer.shell(&format!(
-            "rm -f /tmp/dd.log; ((dd if=/dev/zero bs=1M count={BULK_MIB} 2>/tmp/dd.log | nc {APPLIANCE_ADDR} {BULK_PORT}) > /dev/null 2>&1 &)"
+            "rm -f /tmp/bulk.time; ( (s=$(cut -d' ' -f1 /proc/uptime); \
+             dd if=/dev/zero bs=1M count={BULK_MIB} 2>/dev/null | nc {APPLIANCE_ADDR} {BULK_PORT}; \
+             echo \"$s $(cut -d' ' -f1 /proc/uptime)\" > /tmp/bulk.time) > /dev/null 2>&1 &)"
         ))?;
-        let waited = Instant::now();
-        // dd writes its report when it is done; nc then waits for the far end to close.
-        while self.peer.shell_status("grep -q copied /tmp/dd.log")?.status != 0 {
-            if waited.elapsed() >= timeouts::scaled(Duration::from_secs(300)) {
+        let bulk_deadline = timeouts::scaled(Duration::from_secs(300));
+        let started = Instant::now();
+        while self.peer.shell_status("test -s /tmp/bulk.time")?.status != 0 {
+            if started.elapsed() >= bulk_deadline {
                 return Err(WiredError::Timeout {
-                    what: "the bulk transfer to finish".to_owned(),
-                    waited: waited.elapsed(),
-                    last: self.peer.shell("cat /tmp/dd.log")?,
+                    what: "the peer to send the bulk data".to_owned(),
+                    waited: started.elapsed(),
+                    last: self.peer.shell("ps")?,
                 });
             }
             std::thread::sleep(POLL);
         }
-        self.appliance.shell("kill $(pidof nc) 2>/dev/null; true")?;
-        self.peer.shell("kill $(pidof nc) 2>/dev/null; true")?;
-        let report = self.peer.shell("cat /tmp/dd.log")?;
-        dd_rate_mbit_s(&report).ok_or(WiredError::Parse {
-            what: "dd's report",
-            output: report,
+        let times = self.peer.shell("cat /tmp/bulk.time")?;
+        self.poll_appliance(
+            "test -s /tmp/bulk.count",
+            "the appliance to count the bulk data",
+            timeouts::console(),
+        )?;
+        let count = self.appliance.shell("cat /tmp/bulk.count")?;
+        let bytes: u64 = count.trim().parse().map_err(|_| WiredError::Parse {
+            what: "the appliance's byte count",
+            output: count.clone(),
+        })?;
+        let expected = u64::from(BULK_MIB) << 20;
+        if bytes != expected {
+            return Err(WiredError::Parse {
+                what: "the appliance's byte count (not every byte arrived)",
+                output: format!("{bytes} of {expected}"),
+            });
+        }
+        bulk_rate_mbit_s(bytes, &times).ok_or(WiredError::Parse {
+            what: "the sender's start and end times",
+            output: times,
         })
+    }
+
+    /// Runs `command` in the appliance until it exits 0, up to `timeout`.
+    fn poll_appliance(
+        &mut self,
+        command: &str,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<(), WiredError> {
+        let started = Instant::now();
+        loop {
+            let result = self.appliance.shell_status(command)?;
+            if result.status == 0 {
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                return Err(WiredError::Timeout {
+                    what: what.to_owned(),
+                    waited: started.elapsed(),
+                    last: result.output,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// [`WiredPair::throughput_mbit_s`] with only the first cable plugged: one port's
+    /// worth, to compare with the bond's. Plugs the second cable back and waits for both
+    /// bonds to agree again.
+    pub fn throughput_one_port_mbit_s(&mut self, mode: BondMode) -> Result<f64, WiredError> {
+        let cable = self
+            .cabling
+            .cables()
+            .get(1)
+            .cloned()
+            .ok_or(WiredError::Parse {
+                what: "the cabling (a second cable)",
+                output: format!("{:?}", self.cabling),
+            })?;
+        self.set_link(&cable, false)?;
+        let started = Instant::now();
+        loop {
+            let (appliance, peer) = self.bond_status()?;
+            let down =
+                |status: &BondStatus, port: &str| status.slave(port).is_some_and(|s| !s.mii_up);
+            if down(&appliance, &cable.appliance_port) && down(&peer, &cable.peer_port) {
+                break;
+            }
+            if started.elapsed() >= timeouts::console() {
+                self.set_link(&cable, true)?;
+                return Err(WiredError::Timeout {
+                    what: format!("both bonds to see {}'s cable pulled", cable.appliance_port),
+                    waited: started.elapsed(),
+                    last: format!("appliance: {appliance:#?}\npeer: {peer:#?}"),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+        let measured = self.throughput_mbit_s();
+        self.set_link(&cable, true)?;
+        let rate = measured?;
+        self.wait_healthy(mode)?;
+        Ok(rate)
     }
 
     /// Marks the test as passed; both VMs stop quietly.
@@ -441,14 +515,13 @@ fn parse_counters(text: &str, count: usize) -> Option<Vec<u64>> {
     (values.len() == count).then_some(values)
 }
 
-/// Busybox dd's last line, `67108864 bytes (64.0MB) copied, 2.5 seconds, 25.6MB/s`, as
-/// Mbit/s computed from the bytes and seconds (the printed rate is rounded).
-pub fn dd_rate_mbit_s(report: &str) -> Option<f64> {
-    let line = report.lines().find(|l| l.contains(" copied, "))?;
-    let bytes: f64 = line.split_whitespace().next()?.parse().ok()?;
-    let (_, after) = line.split_once(" copied, ")?;
-    let seconds: f64 = after.split_whitespace().next()?.parse().ok()?;
-    (seconds > 0.0).then(|| bytes * 8.0 / seconds / 1e6)
+/// Mbit/s for `bytes` sent between the two `/proc/uptime` readings in `times` (`"s e"`).
+pub fn bulk_rate_mbit_s(bytes: u64, times: &str) -> Option<f64> {
+    let mut words = times.split_whitespace().map(str::parse::<f64>);
+    let (start, end) = (words.next()?.ok()?, words.next()?.ok()?);
+    let seconds = end - start;
+    // u64 → f64 loses nothing below 2^53 bytes.
+    (seconds > 0.0).then(|| bytes as f64 * 8.0 / seconds / 1e6)
 }
 
 #[cfg(test)]
@@ -475,10 +548,10 @@ mod tests {
         assert_eq!(parse_counters("12\n34\n", 2), Some(vec![12, 34]));
         assert_eq!(parse_counters("12\n", 2), None);
         assert_eq!(parse_counters("cat: no such file\n", 1), None);
-        let report = "64+0 records in\n64+0 records out\n67108864 bytes (64.0MB) copied, 2.000000 seconds, 32.0MB/s\n";
-        let rate = dd_rate_mbit_s(report).expect("a rate");
+        let rate = bulk_rate_mbit_s(67_108_864, "100.50 102.50\n").expect("a rate");
         assert!((rate - 268.435_456).abs() < 1e-6, "{rate}");
-        assert_eq!(dd_rate_mbit_s("dd: can't open"), None);
+        assert_eq!(bulk_rate_mbit_s(1, "100.5 100.5"), None);
+        assert_eq!(bulk_rate_mbit_s(1, "cat: no such file"), None);
     }
 
     #[test]
