@@ -19,6 +19,7 @@ use crate::peer::{Cable, Cabling, Peer, PeerError, PeerLaunch};
 use crate::ping_log::PingLog;
 use crate::qmp::QmpError;
 use crate::timeouts;
+use crate::vm::VmError;
 
 pub const BOARD: &str = "qemu-x86_64";
 pub const APPLIANCE_ADDR: &str = "10.42.0.1";
@@ -39,6 +40,8 @@ pub const MIIMON_MS: u32 = 100;
 /// (a few MB) that dd's clock does not see drain.
 const BULK_MIB: u32 = 64;
 const BULK_PORT: u16 = 5001;
+/// Launches with freshly picked cable ports before giving up (see [`WiredPair::boot`]).
+const PORT_TRIES: u32 = 3;
 
 #[derive(Debug, Error)]
 pub enum WiredError {
@@ -153,10 +156,19 @@ impl WiredPair {
     /// Boots the appliance (its ports listening) and then the peer (connecting), and waits
     /// for both. `name` labels both VMs.
     pub fn boot(image: &Image, name: &str) -> Result<Self, WiredError> {
-        let cabling = Cabling::qemu_x86_64()?;
-        let launch = Launch::direct_kernel_append(name, &direct_kernel_append(BOARD))
-            .nics(cabling.appliance_nics());
-        let mut appliance = Appliance::launch(image, launch)?;
+        let mut tries = 1;
+        let (mut appliance, cabling) = loop {
+            let cabling = Cabling::qemu_x86_64()?;
+            let launch = Launch::direct_kernel_append(name, &direct_kernel_append(BOARD))
+                .nics(cabling.appliance_nics());
+            match Appliance::launch(image, launch) {
+                Ok(appliance) => break (appliance, cabling),
+                // Another process took a port between our pick and QEMU's bind: QEMU
+                // exits at once, so picking again costs nothing.
+                Err(e) if tries < PORT_TRIES && port_taken(&e) => tries += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
         let mut peer = Peer::launch(image, PeerLaunch::new(&format!("{name}-peer"), &cabling))?;
         peer.wait_ready(timeouts::peer_ready())?;
         appliance.wait_ready(timeouts::ready_direct())?;
@@ -465,6 +477,14 @@ impl WiredPair {
         self.appliance.finish();
         self.peer.finish();
     }
+}
+
+/// Whether QEMU refused to start because a cable's TCP port was taken.
+fn port_taken(error: &ApplianceError) -> bool {
+    matches!(
+        error,
+        ApplianceError::Vm(VmError::ExitedEarly { stderr, .. }) if stderr.contains("Address already in use")
+    )
 }
 
 /// 802.3ad: each end has one aggregator of both its ports, whose partner is the other
