@@ -127,6 +127,16 @@ pub fn write_document(
     Ok(())
 }
 
+/// Which cable [`WiredPair::failover_pulling`] pulls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pull {
+    /// The one the peer's stream arrives on (the active port in active-backup).
+    Busiest,
+    /// The cable at this index in [`Cabling::cables`]: with 802.3ad both ports are
+    /// active, and the gap differs by port.
+    Cable(usize),
+}
+
 /// One cable pull under the stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailoverSample {
@@ -273,6 +283,15 @@ impl WiredPair {
     /// Starts the stream from the peer, pulls the cable it arrives on, waits for the stream
     /// to end, plugs the cable back and waits for both bonds to agree again.
     pub fn failover(&mut self, mode: BondMode) -> Result<FailoverSample, WiredError> {
+        self.failover_pulling(mode, Pull::Busiest)
+    }
+
+    /// [`WiredPair::failover`], pulling the cable `pull` names.
+    pub fn failover_pulling(
+        &mut self,
+        mode: BondMode,
+        pull: Pull,
+    ) -> Result<FailoverSample, WiredError> {
         let before = self.appliance_rx()?;
         self.peer.shell(&format!(
             "rm -f /tmp/stream.log; (ping -i 0.01 -c {STREAM_COUNT} -W 5 {APPLIANCE_ADDR} > /tmp/stream.log 2>&1 &)"
@@ -293,6 +312,10 @@ impl WiredPair {
             if let Some((index, delta)) = busiest
                 && delta >= STREAM_FLOWING
             {
+                let index = match pull {
+                    Pull::Busiest => index,
+                    Pull::Cable(chosen) => chosen,
+                };
                 break (index, now);
             }
             if started.elapsed() >= timeouts::console() {
@@ -304,7 +327,15 @@ impl WiredPair {
             }
             std::thread::sleep(Duration::from_millis(100));
         };
-        let cable = self.cabling.cables()[active].clone();
+        let cable = self
+            .cabling
+            .cables()
+            .get(active)
+            .cloned()
+            .ok_or(WiredError::Parse {
+                what: "the cable to pull (no such cable)",
+                output: format!("{pull:?} of {:?}", self.cabling),
+            })?;
         self.set_link(&cable, false)?;
 
         let stream_end = timeouts::scaled(Duration::from_secs(60));
