@@ -89,6 +89,8 @@ pub struct Launch {
     name: String,
     boot: BootMode,
     memory_mib: Option<u32>,
+    /// `None`: the board's two ports at PCI slots 3 and 4, isolated.
+    nics: Option<Vec<Nic>>,
 }
 
 impl Launch {
@@ -105,6 +107,7 @@ impl Launch {
                 append: append.to_owned(),
             },
             memory_mib: None,
+            nics: None,
         }
     }
 
@@ -114,11 +117,20 @@ impl Launch {
             name: name.to_owned(),
             boot: BootMode::Uefi,
             memory_mib: None,
+            nics: None,
         }
     }
 
     pub fn memory_mib(mut self, mib: u32) -> Self {
         self.memory_mib = Some(mib);
+        self
+    }
+
+    /// These NICs instead of the default two isolated ones, e.g. cables to a peer VM
+    /// ([`crate::peer::Cabling::appliance_nics`]). Give each the PCI slot the board
+    /// expects, or hostd will not recognise its ports.
+    pub fn nics(mut self, nics: Vec<Nic>) -> Self {
+        self.nics = Some(nics);
         self
     }
 }
@@ -162,10 +174,16 @@ impl Appliance {
             builder = builder.memory_mib(mib);
         }
         let disk0 = Disk::qcow2("disk0", &disk);
-        // The qemu-x86_64 board's LAN ports: virtio NICs at PCI slots 3 and 4, reaching
-        // nothing (tests that need a peer wire their own).
-        for (port, slot) in [("lan1", 3), ("lan2", 4)] {
-            builder = builder.nic(Nic::new(port, NetBackend::Isolated).pci_slot(slot));
+        // By default the qemu-x86_64 board's LAN ports: virtio NICs at PCI slots 3 and 4,
+        // reaching nothing (tests that need a peer pass their own with `Launch::nics`).
+        let nics = launch.nics.clone().unwrap_or_else(|| {
+            [("lan1", 3), ("lan2", 4)]
+                .into_iter()
+                .map(|(port, slot)| Nic::new(port, NetBackend::Isolated).pci_slot(slot))
+                .collect()
+        });
+        for nic in nics {
+            builder = builder.nic(nic);
         }
         builder = match &launch.boot {
             // No bootindex here: QEMU's linuxboot option ROM holds bootindex 0 with -kernel.
@@ -385,7 +403,7 @@ pub fn nudge_for(
 
 /// Sends `command` wrapped in the markers numbered `n` and collects what the shell printed
 /// between them.
-fn run_marked(
+pub(crate) fn run_marked(
     console: &mut Console,
     n: u64,
     command: &str,

@@ -8,12 +8,16 @@
 //! - [`vm::Vm`]: one QEMU process whose teardown always runs and explains failures;
 //! - [`appliance::Appliance`]: the image's contract — boot, READY, console commands,
 //!   shell commands with captured output;
+//! - [`peer::Peer`]: a second small guest on the appliance's kernel, cabled to its ports
+//!   ([`peer::Cabling`]), for bonding, failover and VLAN tests; [`bond_status`] and
+//!   [`ping_log`] read what the two ends report;
 //! - disk checks: [`disk`] (qemu-img overlays), [`gpt_read`], [`ext4`], [`fscheck`].
 //!
 //! The tests that boot the image are in `tests/` behind the `vm-tests` feature; the
 //! `bench` binary measures boots for `make bench`.
 
 pub mod appliance;
+pub mod bond_status;
 pub mod builder;
 pub mod console;
 pub mod contract;
@@ -22,12 +26,16 @@ pub mod ext4;
 pub mod fscheck;
 pub mod gpt_read;
 pub mod image;
+pub mod newc;
 pub mod ovmf;
+pub mod peer;
+pub mod ping_log;
 pub mod probe;
 pub mod qmp;
 pub mod stats;
 pub mod timeouts;
 pub mod vm;
+pub mod wired;
 pub mod workdir;
 
 pub use appliance::{Appliance, ApplianceError, BootMode, Launch, ShellOutput};
@@ -35,6 +43,7 @@ pub use builder::{Accel, Disk, NetBackend, Nic, QemuBuilder};
 pub use console::{Console, ConsoleError, Match, Pattern};
 pub use contract::Ready;
 pub use image::Image;
+pub use peer::{Cabling, Peer, PeerError, PeerLaunch};
 pub use qmp::Qmp;
 pub use regex::Regex;
 pub use vm::{Vm, VmError};

@@ -35,6 +35,19 @@ pub fn ready_uefi() -> Duration {
     scaled(Duration::from_secs(300))
 }
 
+/// The peer VM's kernel to its shell: LAB-FACTS: userspace after about 5 s, plus module
+/// loading; it boots while the appliance boots on the same 2 cores.
+pub fn peer_ready() -> Duration {
+    scaled(Duration::from_secs(120))
+}
+
+/// LACP aggregation between the appliance and the peer: 802.3ad waits 2 s after the
+/// first LACPDU (LAB-FACTS: about 2.3 s), the slow rate sends one every 30 s, and a bond
+/// just built may miss the first exchange.
+pub fn lacp_aggregation() -> Duration {
+    scaled(Duration::from_secs(90))
+}
+
 /// The console prompt, or one shell command's round trip.
 pub fn console() -> Duration {
     scaled(Duration::from_secs(60))

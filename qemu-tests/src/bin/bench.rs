@@ -10,6 +10,13 @@
 //!
 //! Boots run one after another, never in parallel: two TCG guests on 2 cores would
 //! measure the contention, not the image.
+//!
+//! Then, in the same run, the bonded links against a peer VM (`qemu_tests::wired`): the
+//! failover gap when the cable a 100-per-second ping stream arrives on is pulled
+//! (`--link-pulls` times per mode, 802.3ad and active-backup; the gap is the unanswered
+//! requests in a row times 10 ms), and one TCP stream's throughput through the 802.3ad
+//! bond with both cables and with one. Here the appliance and the peer do run at once —
+//! a link has two ends — so the throughput is the two TCG guests' CPU, not a NIC's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +27,7 @@ use clap::Parser;
 use qemu_tests::builder::{Accel, BuildError};
 use qemu_tests::image::{ImageError, workspace_root};
 use qemu_tests::stats::Summary;
+use qemu_tests::wired::{BondMode, FailoverSample, Pull, WiredError, WiredPair};
 use qemu_tests::{Appliance, ApplianceError, Image, Launch, timeouts};
 use serde::Serialize;
 use thiserror::Error;
@@ -39,6 +47,9 @@ struct Args {
     /// Where to write the JSON report [default: <workspace>/build/bench.json].
     #[arg(long = "out", visible_alias = "output")]
     output: Option<PathBuf>,
+    /// Cable pulls per bond mode against the peer VM; 0 leaves the network out.
+    #[arg(long, default_value_t = 5)]
+    link_pulls: u32,
 }
 
 /// `cairnctl status` calls timed per boot.
@@ -57,6 +68,8 @@ enum BenchError {
         #[source]
         source: ApplianceError,
     },
+    #[error("The network measurements against the peer VM failed")]
+    Network(#[from] WiredError),
     #[error("Cannot read a VmRSS from {0:?}")]
     Rss(String),
     #[error("Cannot read the timings of `cairnctl status` from {0:?}")]
@@ -101,6 +114,26 @@ struct Report {
     /// Median, min, max and every value, per metric.
     metrics: BTreeMap<&'static str, Summary>,
     sizes_bytes: BTreeMap<&'static str, u64>,
+    /// Every cable pull: mode, the port pulled and the gap (802.3ad gaps depend on the
+    /// port, so the median alone hides a pattern).
+    link_pulls: Vec<PullRecord>,
+}
+
+#[derive(Debug, Serialize)]
+struct PullRecord {
+    mode: &'static str,
+    pulled: String,
+    gap_ms: f64,
+    lost: u32,
+}
+
+/// What the run against the peer VM measured.
+#[derive(Debug, Default)]
+struct NetworkSample {
+    lacp: Vec<FailoverSample>,
+    active_backup: Vec<FailoverSample>,
+    bond_mbit_s: f64,
+    one_port_mbit_s: f64,
 }
 
 fn main() -> ExitCode {
@@ -143,7 +176,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         let values: Vec<f64> = samples.iter().map(pick).collect();
         Summary::of(&values).expect("at least one run: clap enforces runs >= 1")
     };
-    let metrics = BTreeMap::from([
+    let mut metrics = BTreeMap::from([
         ("init_s", metric(|s| s.init_s)),
         ("modules_s", metric(|s| s.modules_s)),
         ("services_s", metric(|s| s.services_s)),
@@ -156,6 +189,39 @@ fn run(args: &Args) -> Result<(), BenchError> {
         ("hostd_idle_rss_kib", metric(|s| s.hostd_idle_rss_kib)),
         ("cairnctl_status_ms", metric(|s| s.cairnctl_status_ms)),
     ]);
+    let mut link_pulls = Vec::new();
+    if args.link_pulls > 0 {
+        let network = measure_network(&image, args.link_pulls)?;
+        let gaps = |samples: &[FailoverSample]| {
+            let values: Vec<f64> = samples.iter().map(|s| s.gap_ms).collect();
+            Summary::of(&values)
+        };
+        if let Some(summary) = gaps(&network.lacp) {
+            metrics.insert("failover_gap_lacp_ms", summary);
+        }
+        if let Some(summary) = gaps(&network.active_backup) {
+            metrics.insert("failover_gap_active_backup_ms", summary);
+        }
+        for (name, value) in [
+            ("throughput_bond_mbit_s", network.bond_mbit_s),
+            ("throughput_one_port_mbit_s", network.one_port_mbit_s),
+        ] {
+            if let Some(summary) = Summary::of(&[value]) {
+                metrics.insert(name, summary);
+            }
+        }
+        link_pulls = network
+            .lacp
+            .iter()
+            .chain(&network.active_backup)
+            .map(|s| PullRecord {
+                mode: s.mode.name(),
+                pulled: s.pulled.clone(),
+                gap_ms: s.gap_ms,
+                lost: s.lost,
+            })
+            .collect();
+    }
     let sizes_bytes = BTreeMap::from([
         ("vmlinuz", file_size(&image.kernel)?),
         ("initramfs.img", file_size(&image.initramfs)?),
@@ -164,17 +230,17 @@ fn run(args: &Args) -> Result<(), BenchError> {
     ]);
 
     println!(
-        "{:<24} {:>10} {:>10} {:>10}",
+        "{:<30} {:>10} {:>10} {:>10}",
         "metric", "median", "min", "max"
     );
     for (name, summary) in &metrics {
         println!(
-            "{name:<24} {:>10.3} {:>10.3} {:>10.3}",
+            "{name:<30} {:>10.3} {:>10.3} {:>10.3}",
             summary.median, summary.min, summary.max
         );
     }
     for (name, bytes) in &sizes_bytes {
-        println!("{name:<24} {bytes:>10} bytes");
+        println!("{name:<30} {bytes:>10} bytes");
     }
 
     let report = Report {
@@ -184,6 +250,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         image_dir: image.dir.clone(),
         metrics,
         sizes_bytes,
+        link_pulls,
     };
     let output = args
         .output
@@ -224,6 +291,49 @@ fn measure_boot(image: &Image, board: &str, run: u32, runs: u32) -> Result<Sampl
         hostd_idle_rss_kib: hostd_rss as f64,
         cairnctl_status_ms,
     })
+}
+
+/// The appliance and a peer VM, cabled: throughput through the 802.3ad bond with both
+/// cables and with one, then `pulls` cable pulls under a stream in 802.3ad and in
+/// active-backup.
+fn measure_network(image: &Image, pulls: u32) -> Result<NetworkSample, BenchError> {
+    let mut pair = WiredPair::boot(image, "bench-net")?;
+    let mut sample = NetworkSample::default();
+    pair.bond_both(BondMode::Lacp)?;
+    sample.bond_mbit_s = pair.throughput_mbit_s()?;
+    sample.one_port_mbit_s = pair.throughput_one_port_mbit_s(BondMode::Lacp)?;
+    eprintln!(
+        "throughput, one TCP stream peer to appliance: {:.0} Mbit/s through the 802.3ad bond, {:.0} Mbit/s with one cable",
+        sample.bond_mbit_s, sample.one_port_mbit_s
+    );
+    for mode in [BondMode::Lacp, BondMode::ActiveBackup] {
+        if mode != BondMode::Lacp {
+            pair.bond_both(mode)?;
+        }
+        for pull in 1..=pulls {
+            // 802.3ad: both ports carry traffic and the gap differs by port (lan1's
+            // pulls were seen far slower than lan2's), so take turns; active-backup:
+            // the active port.
+            let which = match mode {
+                BondMode::Lacp => Pull::Cable(usize::try_from(pull % 2).unwrap_or_default()),
+                BondMode::ActiveBackup => Pull::Busiest,
+            };
+            let failover = pair.failover_pulling(mode, which)?;
+            eprintln!(
+                "{} pull {pull}/{pulls}: cable of {} pulled, {} requests lost in a row = {} ms",
+                mode.name(),
+                failover.pulled,
+                failover.lost,
+                failover.gap_ms
+            );
+            match mode {
+                BondMode::Lacp => sample.lacp.push(failover),
+                BondMode::ActiveBackup => sample.active_backup.push(failover),
+            }
+        }
+    }
+    pair.finish();
+    Ok(sample)
 }
 
 /// From `ts -i '%.s'` lines (`0.056120 CALL`): the median seconds before a `CALL` line, in ms.
@@ -302,6 +412,7 @@ mod tests {
         let args = Args::try_parse_from(["bench"]).expect("defaults");
         assert_eq!(args.runs, 5);
         assert_eq!(args.board, "qemu-x86_64");
+        assert_eq!(args.link_pulls, 5);
         assert!(Args::try_parse_from(["bench", "--runs", "0"]).is_err());
         let args = Args::try_parse_from(["bench", "--image-dir", "build/image", "--out", "b.json"])
             .expect("the Makefile's arguments");
