@@ -167,10 +167,31 @@ fn bonds_vswitches_and_vlans_follow_the_document() -> Result<()> {
         );
     }
 
+    // A VLAN on a bare port: the bond lets go of lan1 (and closes it); the port comes up
+    // again under its VLAN.
+    write_document(
+        &mut app,
+        "/tmp/port-vlan.toml",
+        &[
+            "version = 1",
+            "[[network.vlans]]",
+            "parent = \"lan1\"",
+            "id = 42",
+        ],
+    )?;
+    app.shell("cairnctl config apply /tmp/port-vlan.toml")?;
+    let vlan = app.shell(
+        "grep '^lan1.42 ' /proc/net/vlan/config | tr -s ' '; cat /sys/class/net/lan1.42/operstate",
+    )?;
+    ensure!(
+        vlan.contains("lan1.42 | 42 | lan1") && vlan.lines().any(|l| l.trim() == "up"),
+        "VLAN 42 on lan1 is not there and up: {vlan}"
+    );
+
     write_document(&mut app, "/tmp/empty.toml", &["version = 1"])?;
     app.shell("cairnctl config apply /tmp/empty.toml")?;
     let left = app.shell("ls /sys/class/net")?;
-    for gone in ["bond0", "vs0", "bond0.42", "vmnet"] {
+    for gone in ["bond0", "vs0", "bond0.42", "vmnet", "lan1.42"] {
         ensure!(
             !left.split_whitespace().any(|name| name == gone),
             "{gone} is left: {left}"

@@ -584,7 +584,12 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
         .collect();
     let mut raised = BTreeSet::new();
     for name in bring_up {
-        let down = created.contains(&name) || seen(&name).is_some_and(|l| !l.up);
+        // A bond closes a port it releases: observed up, it is down by the time we get here.
+        let released_port = actions.iter().any(|action| {
+            matches!(action, NetAction::Release { port, controller }
+                if *port == name && seen(controller).is_some_and(|c| matches!(c.kind, LinkKind::Bond { .. })))
+        });
+        let down = created.contains(&name) || released_port || seen(&name).is_some_and(|l| !l.up);
         if down && raised.insert(name.clone()) {
             actions.push(NetAction::SetUp { name });
         }

@@ -248,6 +248,8 @@ fn a_new_bond_mode_rebuilds_the_bond_and_its_members() {
             "add lan1 to bond0",
             "add lan2 to bond0",
             "add bond0 to vs0",
+            "bring lan1 up",
+            "bring lan2 up",
             "bring bond0 up",
         ]
     );
@@ -436,4 +438,25 @@ fn without_a_management_section_dns_is_left_alone() {
             .any(|a| matches!(a, NetAction::SetDns { .. })),
         "{actions:?}"
     );
+}
+
+#[test]
+fn a_port_a_bond_lets_go_of_is_brought_up_again_for_its_vlan() {
+    // The bond closes a port it releases (the kernel's bond_release), so a VLAN on that
+    // port needs the port brought up again before the VLAN can come up.
+    let only_vlan = spec("[[network.vlans]]\nparent = \"lan1\"\nid = 42\n");
+    let actions = texts(&plan(&only_vlan, &lan_pci(), &bonded_box()));
+    let release = actions
+        .iter()
+        .position(|a| a == "remove lan1 from bond0")
+        .expect("released");
+    let up = actions
+        .iter()
+        .position(|a| a == "bring lan1 up")
+        .expect("brought up");
+    let vlan_up = actions
+        .iter()
+        .position(|a| a == "bring lan1.42 up")
+        .expect("vlan up");
+    assert!(release < up && up < vlan_up, "{actions:?}");
 }
