@@ -9,7 +9,6 @@
 
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use hostd::api::{self, HostApi};
 use hostd::host::Core;
 use hostd::log_file::{self, RotatingFile, SharedLogFile};
 use hostd::log_ring::{self, LogRing};
+use hostd::mounts;
 use hostd::reconcile::{LiveSystem, System};
 use hostd::store::StateStore;
 use tokio::signal::unix::{SignalKind, signal};
@@ -93,9 +93,9 @@ enum ReadyError {
 }
 
 fn main() -> ExitCode {
-    let persistent = is_mounted(
+    let persistent = mounts::is_mounted(
         &std::fs::read_to_string("/proc/mounts").unwrap_or_default(),
-        "/config",
+        mounts::CONFIG_MOUNT,
     );
     let ring = LogRing::new(log_ring::DEFAULT_CAPACITY);
     init_logging(&ring, persistent);
@@ -289,14 +289,6 @@ fn init_logging(ring: &LogRing, persistent: bool) {
         .init();
 }
 
-/// Whether `/proc/mounts` text lists a filesystem mounted at `path`.
-fn is_mounted(mounts: &str, path: &str) -> bool {
-    mounts
-        .lines()
-        .filter_map(|line| line.split_whitespace().nth(1))
-        .any(|mount_point| Path::new(mount_point) == Path::new(path))
-}
-
 /// The readiness protocol of `docs/image-contract.md`: init hands us the write end of a pipe.
 fn report_ready() -> Result<(), ReadyError> {
     let Ok(fd_text) = std::env::var("CAIRN_READY_FD") else {
@@ -309,17 +301,4 @@ fn report_ready() -> Result<(), ReadyError> {
     let mut pipe = std::fs::File::from(owned);
     pipe.write_all(b"READY\n")
         .map_err(|source| ReadyError::Write { fd, source })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_mount_is_found_in_proc_mounts() {
-        let mounts = "proc /proc proc rw 0 0\n/dev/vda2 /config ext4 rw,relatime 0 0\n";
-        assert!(is_mounted(mounts, "/config"));
-        assert!(!is_mounted("proc /proc proc rw 0 0\n", "/config"));
-        assert!(!is_mounted("/dev/vda2 /config/x ext4 rw 0 0\n", "/config"));
-    }
 }

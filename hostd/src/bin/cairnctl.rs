@@ -306,7 +306,10 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
             } else {
                 let mut text = String::from("generation  committed (UTC)");
                 for (generation, at) in &history {
-                    text.push_str(&format!("\n{generation:>10}  {}", utc(*at)));
+                    text.push_str(&format!(
+                        "\n{generation:>10}  {}",
+                        hostd::utc::readable(*at)
+                    ));
                 }
                 text
             }
@@ -599,7 +602,7 @@ fn human_log(record: &WireLogRecord) -> String {
     let (_, micros, level, target, message) = record;
     format!(
         "{}.{:03} {level:>5} {target}: {message}",
-        utc(micros / 1_000_000),
+        hostd::utc::readable(micros / 1_000_000),
         micros % 1_000_000 / 1000
     )
 }
@@ -641,38 +644,9 @@ fn human_status(status: &Status) -> String {
     text
 }
 
-/// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS` (UTC; proleptic Gregorian).
-fn utc(seconds: u64) -> String {
-    let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX);
-    let rest = seconds % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
-    }
 
     #[test]
     fn exit_codes_follow_the_error_kind() {

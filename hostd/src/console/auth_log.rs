@@ -81,7 +81,10 @@ pub fn file_line(time: SystemTime, message: &str) -> String {
     let seconds = time
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
-    format!("{} cairn-console: {message}\n", utc_timestamp(seconds))
+    format!(
+        "{} cairn-console: {message}\n",
+        crate::utc::rfc3339(seconds)
+    )
 }
 
 /// `<36>cairn-console: <message>` for /dev/kmsg (the kernel adds its own time).
@@ -90,34 +93,6 @@ fn kmsg_line(event: &AuthEvent, message: &str) -> String {
         "<{}>cairn-console: {message}\n",
         FACILITY_AUTH + event.severity() as u8
     )
-}
-
-/// Seconds since 1970 as an RFC 3339 UTC time (`1970-01-01T00:00:00Z`).
-pub fn utc_timestamp(seconds: u64) -> String {
-    let days = seconds / 86_400;
-    let rest = seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`), to avoid a calendar crate for one line.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[derive(Debug, Error)]
@@ -182,14 +157,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    #[test]
-    fn timestamps_are_utc_rfc3339() {
-        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc_timestamp(1_795_571_090), "2026-11-25T01:44:50Z");
-        assert_eq!(utc_timestamp(4_107_542_399), "2100-02-28T23:59:59Z");
-    }
 
     #[test]
     fn lines_for_the_file_and_the_kernel() {

@@ -35,10 +35,7 @@ pub struct Locations {
 impl Locations {
     /// From the text of `/proc/mounts`: the config partition when `/config` is mounted.
     pub fn from_mounts(mounts: &str) -> Self {
-        let persistent = mounts
-            .lines()
-            .filter_map(|line| line.split_whitespace().nth(1))
-            .any(|mount_point| Path::new(mount_point) == Path::new("/config"));
+        let persistent = crate::mounts::is_mounted(mounts, crate::mounts::CONFIG_MOUNT);
         if persistent {
             Self {
                 password: Path::new(PERSISTENT_DIR).join(FILE_NAME),
