@@ -5,7 +5,7 @@
 //! Behind the `vm-tests` feature like the other image tests.
 #![cfg(feature = "vm-tests")]
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use qemu_tests::{Appliance, Image, Launch, timeouts};
 
 const BOARD: &str = "qemu-x86_64";
@@ -206,7 +206,7 @@ fn bonds_vswitches_and_vlans_follow_the_document() -> Result<()> {
     Ok(())
 }
 
-fn managed_document(interface: &str, private_vswitch: bool) -> Vec<String> {
+fn managed_document(interface: &str, private_vswitch: bool, confirm_s: u32) -> Vec<String> {
     let mut lines: Vec<String> = [
         "version = 1",
         "[[network.bonds]]",
@@ -228,7 +228,7 @@ fn managed_document(interface: &str, private_vswitch: bool) -> Vec<String> {
         "addresses = [\"192.168.77.2/24\"]".to_string(),
         "gateway = \"192.168.77.1\"".to_string(),
         "dns = [\"192.168.77.1\"]".to_string(),
-        "confirm_s = 5".to_string(),
+        format!("confirm_s = {confirm_s}"),
     ]);
     lines
 }
@@ -263,7 +263,7 @@ fn management_address_and_safe_apply() -> Result<()> {
     let mut app = Appliance::launch(&image, Launch::direct_kernel("net-address", BOARD))?;
     app.wait_ready(timeouts::ready_direct())?;
 
-    let good = managed_document("vmnet", false);
+    let good = managed_document("vmnet", false, 5);
     let good: Vec<&str> = good.iter().map(String::as_str).collect();
     write_document(&mut app, "/tmp/managed.toml", &good)?;
     let applied = app.shell("cairnctl config apply /tmp/managed.toml")?;
@@ -287,7 +287,7 @@ fn management_address_and_safe_apply() -> Result<()> {
 
     // The address moves to a vSwitch with no uplink: no link, so after 5 s hostd takes the
     // whole change back.
-    let cut = managed_document("priv", true);
+    let cut = managed_document("priv", true, 5);
     let cut: Vec<&str> = cut.iter().map(String::as_str).collect();
     write_document(&mut app, "/tmp/cut.toml", &cut)?;
     let refused = app.shell_status("cairnctl config apply /tmp/cut.toml")?;
@@ -321,6 +321,38 @@ fn management_address_and_safe_apply() -> Result<()> {
     ensure!(
         log.contains("safe apply: Rolled back"),
         "the rollback is not logged: {log}"
+    );
+
+    // The same cut with a long grace period, and hostd killed while it waits: nobody
+    // confirmed the change, so the restarted hostd goes back to the previous document.
+    let cut_slow = managed_document("priv", true, 300);
+    let cut_slow: Vec<&str> = cut_slow.iter().map(String::as_str).collect();
+    write_document(&mut app, "/tmp/cut-slow.toml", &cut_slow)?;
+    app.shell("(cairnctl config apply /tmp/cut-slow.toml >/dev/null 2>&1 &)")?;
+    app.shell(
+        "(for i in $(seq 240); do cairnctl job list 2>/dev/null | grep ' running ' | grep -q 'confirming the management link on priv (up to 300 s)' && exit 0; usleep 250000; done; exit 1)",
+    )
+    .context("the apply never reached its confirm window")?;
+    let inside = app.shell("ls /sys/class/net")?;
+    ensure!(
+        inside.split_whitespace().any(|n| n == "priv"),
+        "inside the window the new vSwitch should exist: {inside}"
+    );
+    app.shell("kill -9 $(pidof hostd)")?;
+    app.shell(
+        "(for i in $(seq 120); do cairnctl status >/dev/null 2>&1 && exit 0; usleep 250000; done; exit 1)",
+    )
+    .context("hostd did not come back within 30 s of the SIGKILL")?;
+    check_management_on(&mut app, "vmnet", "after a kill inside the confirm window")?;
+    let after_kill = app.shell("cairnctl config show")?;
+    ensure!(
+        body(&after_kill) == body(&before),
+        "an unconfirmed change survived the kill:\n{before}\n---\n{after_kill}"
+    );
+    let log = app.shell("cairnctl log")?;
+    ensure!(
+        log.contains("it was never confirmed"),
+        "the revert is not logged: {log}"
     );
 
     qemu_tests::probe::reboot(&mut app)?;

@@ -171,6 +171,7 @@ impl System for LiveSystem {
                 source,
             })?;
         network.l3 = self.net.observe_l3()?;
+        network.bridge_vlans = self.net.observe_bridge_vlans()?;
         Ok(Observed { hostname, network })
     }
 
