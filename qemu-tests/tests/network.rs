@@ -32,6 +32,72 @@ const BONDED: &[&str] = &[
     "id = 42",
 ];
 
+/// Lines added to [`BONDED`] and the message each document must be refused with.
+const BAD_INPUTS: &[(&[&str], &str)] = &[
+    (
+        &[
+            "[[network.bonds]]",
+            "name = \"bond1\"",
+            "mode = \"active-backup\"",
+            "members = [\"lan2\"]",
+        ],
+        "network.bonds[1].members[0]: lan2 is already a member of bond0 (expected each port in one bond at most)",
+    ),
+    (
+        &[
+            "[[network.vswitches]]",
+            "name = \"vs1\"",
+            "uplink = \"lan1\"",
+        ],
+        "network.vswitches[1].uplink: lan1 is a member of bond0 (expected the bond itself)",
+    ),
+    (
+        &[
+            "[[network.vswitches]]",
+            "name = \"vs1\"",
+            "uplink = \"bond0\"",
+        ],
+        "network.vswitches[1].uplink: bond0 is already the uplink of vs0 (expected each interface to uplink one vswitch at most)",
+    ),
+    (
+        &["[[network.vlans]]", "parent = \"bond0\"", "id = 0"],
+        "network.vlans[1].id: 0 is out of range (expected 1 to 4094)",
+    ),
+    (
+        &["[[network.vlans]]", "parent = \"bond0\"", "id = 4095"],
+        "network.vlans[1].id: 4095 is out of range (expected 1 to 4094)",
+    ),
+    (
+        &["[[network.vlans]]", "parent = \"vs0\"", "id = 1"],
+        "network.vlans[1].id: VLAN 1 is the untagged native VLAN of vSwitch vs0",
+    ),
+    (
+        &[
+            "[network.management]",
+            "interface = \"vs0\"",
+            "addresses = [\"192.168.1.300/24\"]",
+        ],
+        "network.management.addresses[0]: \"192.168.1.300/24\" is not an address with a prefix length (expected e.g. 192.168.1.10/24 or fd00::10/64)",
+    ),
+    (
+        &[
+            "[network.management]",
+            "interface = \"vs0\"",
+            "addresses = [\"192.168.1.3/33\"]",
+        ],
+        "network.management.addresses[0]: \"192.168.1.3/33\" has prefix length 33 (expected 1 to 32 for an IPv4 address)",
+    ),
+    (
+        &[
+            "[[network.bonds]]",
+            "name = \"bond1\"",
+            "mode = \"balance-rr\"",
+            "members = [\"lan3\"]",
+        ],
+        "network.bonds[1].mode: unknown mode \"balance-rr\" (expected one of: 802.3ad, active-backup, balance-alb)",
+    ),
+];
+
 /// One line per fact the kernel shows about the bonded stack, from sysfs and procfs.
 const STACK_FACTS: &str = "for f in mode slaves primary miimon; do echo \"bond0 $f: $(cat /sys/class/net/bond0/bonding/$f)\"; done; \
 echo \"bond0 master: $(basename $(readlink /sys/class/net/bond0/master))\"; \
@@ -141,6 +207,27 @@ fn bonds_vswitches_and_vlans_follow_the_document() -> Result<()> {
         refused.output
     );
     check_bonded_stack(&mut app, "after a refused document")?;
+
+    // Every other kind of bad input: refused whole with its path-level message (exit 2),
+    // the generation and the stack untouched.
+    let generation_before = app.shell("cairnctl config show | head -1")?;
+    for (extra, message) in BAD_INPUTS {
+        let mut document: Vec<&str> = BONDED.to_vec();
+        document.extend(extra.iter());
+        write_document(&mut app, "/tmp/bad.toml", &document)?;
+        let refused = app.shell_status("cairnctl config apply /tmp/bad.toml")?;
+        ensure!(
+            refused.status == 2 && refused.output.contains(message),
+            "expected exit 2 and {message:?}, got exit {}: {}",
+            refused.status,
+            refused.output
+        );
+    }
+    ensure!(
+        app.shell("cairnctl config show | head -1")? == generation_before,
+        "a refused document changed the committed generation"
+    );
+    check_bonded_stack(&mut app, "after the bad inputs")?;
 
     let lacp: Vec<&str> = BONDED
         .iter()

@@ -268,6 +268,7 @@ mod tests {
 
     fn no_ports() -> Lan {
         Lan {
+            bond_modes: None,
             discovery: board_configs::LanDiscovery::MacOrder,
             ports: Vec::new(),
         }

@@ -660,3 +660,17 @@ fn management_fields_are_checked_with_what_would_be_right() {
         ]
     );
 }
+
+#[test]
+fn vlan_1_on_a_vswitch_is_its_native_vlan() {
+    let text = good_with(
+        "[[storage.volumes]]",
+        "[[network.vlans]]\nparent = \"br0\"\nid = 1\n\n[[storage.volumes]]",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "network.vlans[1].id: VLAN 1 is the untagged native VLAN of vSwitch br0 (its own address is on it; expected 2 to 4094 on a vSwitch)"
+        ]
+    );
+}

@@ -8,6 +8,7 @@ use crate::state::{LacpRate, XmitHashPolicy};
 
 fn lan_pci() -> Lan {
     Lan {
+        bond_modes: None,
         discovery: LanDiscovery::PciPath,
         ports: vec![
             LanPort {
@@ -111,6 +112,7 @@ fn swapped_names_go_through_temporary_names() {
 #[test]
 fn mac_order_uses_the_permanent_mac_not_the_one_a_bond_gave() {
     let lan = Lan {
+        bond_modes: None,
         discovery: LanDiscovery::MacOrder,
         ports: vec![
             LanPort {
