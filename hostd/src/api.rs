@@ -19,7 +19,7 @@ use zbus::OwnedObjectPath;
 use zbus::object_server::ObjectServer;
 
 pub use self::job_object::{JOB_INTERFACE, Job1Proxy, JobObject, job_path};
-use crate::host::{Applied, Core};
+use crate::host::{Acted, Applied, Core, wait_for_link};
 pub use crate::host::{Status, describe_plan, system_uptime};
 use crate::jobs::{Job, Jobs};
 use crate::log_ring::LogRing;
@@ -217,8 +217,21 @@ impl HostApi {
             .map_err(HostError::ZBus)?;
         let core = Arc::clone(&self.core);
         tokio::task::spawn_blocking(move || {
-            let mut core = core.blocking_lock();
-            finish_job(&job, core.apply(&desired, &job));
+            // The core is held while acting, not during the confirm window (up to 10
+            // minutes): status, views and guest ports stay answerable meanwhile, and the
+            // job registry still keeps a second apply out.
+            let acted = core.blocking_lock().act(&desired, &job);
+            let result = match acted {
+                Ok(Acted::Finished(applied)) => Ok(applied),
+                Ok(Acted::AwaitingLink(pending)) => {
+                    let outcome = wait_for_link(&pending, &job, &mut || {
+                        core.blocking_lock().link_confirmed(&pending)
+                    });
+                    core.blocking_lock().settle(*pending, outcome, &job)
+                }
+                Err(error) => Err(error),
+            };
+            finish_job(&job, result);
         });
         Ok(path)
     }

@@ -56,6 +56,57 @@ pub struct Applied {
     pub recorded_only: Vec<String>,
 }
 
+/// What [`Core::act`] leaves: a finished apply, or one in its confirm window.
+#[derive(Debug)]
+pub enum Acted {
+    Finished(Applied),
+    AwaitingLink(Box<AwaitingLink>),
+}
+
+/// A safe apply whose actions ran and whose management link is still to be confirmed.
+#[derive(Debug)]
+pub struct AwaitingLink {
+    done: Vec<HostAction>,
+    previous: Option<Generation>,
+    generation: Generation,
+    management: Management,
+    step: u32,
+    applied: Applied,
+}
+
+/// The safe apply's check: the management interface must reach the wire within the grace
+/// period (a cable, a switch port that came up). `has_link` looks once; `Err` says why the
+/// window closed without it.
+pub fn wait_for_link(
+    pending: &AwaitingLink,
+    job: &Job,
+    has_link: &mut dyn FnMut() -> bool,
+) -> Result<(), String> {
+    let name = pending.management.interface.as_str();
+    let seconds = pending.management.confirm_seconds();
+    job.progress(
+        pending.step,
+        format!("confirming the management link on {name} (up to {seconds} s)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(u64::from(seconds));
+    loop {
+        if job.cancel_requested() {
+            return Err(format!(
+                "cancelled while confirming the management link on {name}"
+            ));
+        }
+        if has_link() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the management interface {name} had no link within {seconds} s"
+            ));
+        }
+        std::thread::sleep(CONFIRM_POLL);
+    }
+}
+
 /// How often a safe apply looks at the management link while it waits.
 const CONFIRM_POLL: Duration = Duration::from_millis(250);
 
@@ -156,7 +207,22 @@ impl<S: System, F: Filesystem> Core<S, F> {
 
     /// Applies a validated document as one transaction (see the module's comment), reporting
     /// progress on `job`. A document equal to the committed one is not committed again.
+    /// Holds the core for the whole apply, the confirm window included; the API uses
+    /// [`Core::act`], [`Core::link_confirmed`] and [`Core::settle`] instead, so that other
+    /// calls are answered while the window lasts.
     pub fn apply(&mut self, desired: &DesiredState, job: &Job) -> Result<Applied, HostError> {
+        match self.act(desired, job)? {
+            Acted::Finished(applied) => Ok(applied),
+            Acted::AwaitingLink(pending) => {
+                let outcome = wait_for_link(&pending, job, &mut || self.link_confirmed(&pending));
+                self.settle(*pending, outcome, job)
+            }
+        }
+    }
+
+    /// The apply up to the safe apply's confirm window: validate, observe, plan, commit,
+    /// act (undoing and restoring on a failure or a cancel).
+    pub fn act(&mut self, desired: &DesiredState, job: &Job) -> Result<Acted, HostError> {
         desired.validate()?;
         self.check_board(desired)?;
         job.progress(0, "observing the box");
@@ -199,30 +265,24 @@ impl<S: System, F: Filesystem> Core<S, F> {
         };
         match plan::apply(&actions, &mut watched) {
             Ok(done) => {
-                if let Some(management) = confirm {
-                    let step = u32::try_from(actions.len() + 1).unwrap_or(u32::MAX);
-                    if let Err(why) = self.confirm_link(management, job, step) {
-                        let message = self.reject(
-                            &done,
-                            previous.as_ref().map(|(g, _)| *g),
-                            generation,
-                            &why,
-                        );
-                        self.clear_unconfirmed();
-                        return Err(if job.cancel_requested() {
-                            HostError::Cancelled(message)
-                        } else {
-                            HostError::ApplyFailed(message)
-                        });
-                    }
-                    self.clear_unconfirmed();
-                }
-                self.reconcile_error = None;
-                Ok(Applied {
+                let applied = Applied {
                     generation: generation.get(),
                     actions: done.iter().map(ToString::to_string).collect(),
                     recorded_only,
-                })
+                };
+                let Some(management) = confirm else {
+                    self.reconcile_error = None;
+                    return Ok(Acted::Finished(applied));
+                };
+                let step = u32::try_from(actions.len() + 1).unwrap_or(u32::MAX);
+                Ok(Acted::AwaitingLink(Box::new(AwaitingLink {
+                    done,
+                    previous: previous.as_ref().map(|(g, _)| *g),
+                    generation,
+                    management: management.clone(),
+                    step,
+                    applied,
+                })))
             }
             Err(failure) => {
                 let cancelled = matches!(failure.cause, WatchedError::Cancelled);
@@ -251,6 +311,43 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 })
             }
         }
+    }
+
+    /// One look at the box: whether the management interface of `pending` reaches a
+    /// cabled port (through its bond or vSwitch).
+    pub fn link_confirmed(&self, pending: &AwaitingLink) -> bool {
+        self.system.observe().ok().is_some_and(|observed| {
+            observed
+                .network
+                .reaches_wire(pending.management.interface.as_str())
+        })
+    }
+
+    /// Ends a safe apply: keeps it when the link was confirmed, otherwise undoes its
+    /// actions and commits the previous document again.
+    pub fn settle(
+        &mut self,
+        pending: AwaitingLink,
+        outcome: Result<(), String>,
+        job: &Job,
+    ) -> Result<Applied, HostError> {
+        let result = match outcome {
+            Ok(()) => {
+                self.reconcile_error = None;
+                Ok(pending.applied)
+            }
+            Err(why) => {
+                let message =
+                    self.reject(&pending.done, pending.previous, pending.generation, &why);
+                Err(if job.cancel_requested() {
+                    HostError::Cancelled(message)
+                } else {
+                    HostError::ApplyFailed(message)
+                })
+            }
+        };
+        self.clear_unconfirmed();
+        result
     }
 
     /// On the very first start (nothing committed, no history): commits the Default VM
@@ -347,39 +444,6 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 (version.generation.get(), since_epoch.as_secs())
             })
             .collect())
-    }
-
-    /// The safe apply's check: the management interface must have a link within the grace
-    /// period (a cable, a switch port that came up). `Err` says why not.
-    fn confirm_link(&self, management: &Management, job: &Job, step: u32) -> Result<(), String> {
-        let name = management.interface.as_str();
-        let seconds = management.confirm_seconds();
-        job.progress(
-            step,
-            format!("confirming the management link on {name} (up to {seconds} s)"),
-        );
-        let deadline = Instant::now() + Duration::from_secs(u64::from(seconds));
-        loop {
-            if job.cancel_requested() {
-                return Err(format!(
-                    "cancelled while confirming the management link on {name}"
-                ));
-            }
-            let has_link = self
-                .system
-                .observe()
-                .ok()
-                .is_some_and(|observed| observed.network.reaches_wire(name));
-            if has_link {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the management interface {name} had no link within {seconds} s"
-                ));
-            }
-            std::thread::sleep(CONFIRM_POLL);
-        }
     }
 
     /// Takes back an apply whose actions all ran but whose check failed: undoes them,

@@ -420,10 +420,13 @@ fn management_address_and_safe_apply() -> Result<()> {
         "(for i in $(seq 240); do cairnctl job list 2>/dev/null | grep ' running ' | grep -q 'confirming the management link on priv (up to 300 s)' && exit 0; usleep 250000; done; exit 1)",
     )
     .context("the apply never reached its confirm window")?;
-    let inside = app.shell("ls /sys/class/net")?;
+    // hostd answers while it waits: the window does not hold the API.
+    let inside = app.shell_status("cairnctl net address")?;
     ensure!(
-        inside.split_whitespace().any(|n| n == "priv"),
-        "inside the window the new vSwitch should exist: {inside}"
+        inside.status == 0 && inside.output.contains("address priv 192.168.77.2/24"),
+        "inside the window `net address` should answer with the address on priv: exit {}: {}",
+        inside.status,
+        inside.output
     );
     app.shell("kill -9 $(pidof hostd)")?;
     app.shell(
