@@ -71,6 +71,9 @@ pub struct Core<S: System, F: Filesystem = OsFilesystem> {
     persistent: bool,
     uptime: fn() -> Option<f64>,
     reconcile_error: Option<String>,
+    /// The DHCP client, told after every apply and reconcile what the committed document
+    /// asks; none in tests that do not need one.
+    dhcp: Option<network::dhcp::DhcpHandle>,
 }
 
 impl<S: System, F: Filesystem> Core<S, F> {
@@ -94,6 +97,27 @@ impl<S: System, F: Filesystem> Core<S, F> {
             persistent,
             uptime,
             reconcile_error: None,
+            dhcp: None,
+        }
+    }
+
+    /// The DHCP client this core drives (hostd's; tests may pass a detached one).
+    pub fn with_dhcp(mut self, dhcp: network::dhcp::DhcpHandle) -> Self {
+        self.dhcp = Some(dhcp);
+        self
+    }
+
+    /// Tells the DHCP client what `desired` asks (serve an interface, or release).
+    fn follow_dhcp(&self, desired: &DesiredState) {
+        if let Some(dhcp) = &self.dhcp {
+            dhcp.follow(desired.network.management.as_ref());
+        }
+    }
+
+    /// The same for whatever the store holds now (after a rollback or a reconcile).
+    fn follow_committed_dhcp(&self) {
+        if let Ok(committed) = self.current() {
+            self.follow_dhcp(&committed.map(|(_, state)| state).unwrap_or_default());
         }
     }
 
@@ -145,7 +169,9 @@ impl<S: System, F: Filesystem> Core<S, F> {
     /// The board's ports and the kernel's bonds, vSwitches and VLANs.
     pub fn net_view(&self) -> Result<network::view::NetView, HostError> {
         let observed = self.system.observe().map_err(system_error)?;
-        Ok(network::view::view(&observed.network, &self.lan))
+        let mut view = network::view::view(&observed.network, &self.lan);
+        view.address.dhcp = self.dhcp.as_ref().and_then(|dhcp| dhcp.status());
+        Ok(view)
     }
 
     /// The document of a kept generation, for a rollback (which is an apply of it).
@@ -194,6 +220,8 @@ impl<S: System, F: Filesystem> Core<S, F> {
         };
         match plan::apply(&actions, &mut watched) {
             Ok(done) => {
+                // Before the confirmation: with DHCP, the lease is what it waits for.
+                self.follow_dhcp(desired);
                 if let Some(management) = confirm {
                     let step = u32::try_from(actions.len() + 1).unwrap_or(u32::MAX);
                     if let Err(why) = self.confirm_link(management, job, step) {
@@ -203,6 +231,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
                             generation,
                             &why,
                         );
+                        self.follow_committed_dhcp();
                         return Err(if job.cancel_requested() {
                             HostError::Cancelled(message)
                         } else {
@@ -220,6 +249,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
             Err(failure) => {
                 let cancelled = matches!(failure.cause, WatchedError::Cancelled);
                 let restored = self.restore(previous.as_ref().map(|(g, _)| *g), generation);
+                self.follow_committed_dhcp();
                 let mut message = if cancelled {
                     format!(
                         "Cancelled before \"{}\"; {}",
@@ -274,6 +304,8 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 plan::apply(&actions, &mut self.system)
                     .map_err(|failure| HostError::ApplyFailed(crate::api::chain(&failure)))
             });
+        // Even when the reconcile failed: the lease does not depend on every action.
+        self.follow_dhcp(&desired);
         match result {
             Ok(done) => {
                 self.reconcile_error = None;
@@ -303,7 +335,8 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// The safe apply's check: the management interface must have a link within the grace
-    /// period (a cable, a switch port that came up). `Err` says why not.
+    /// period (a cable, a switch port that came up) and, with `dhcp4`, a lease. `Err` says
+    /// why not.
     fn confirm_link(&self, management: &Management, job: &Job, step: u32) -> Result<(), String> {
         let name = management.interface.as_str();
         let seconds = management.confirm_seconds();
@@ -323,13 +356,19 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 .observe()
                 .ok()
                 .is_some_and(|observed| observed.network.reaches_wire(name));
-            if has_link {
+            // With DHCP, reachable means a lease too: a link into a network with no DHCP
+            // server (the wrong VLAN, the wrong port) leaves the box unreachable.
+            let has_lease =
+                !management.dhcp4 || self.dhcp.as_ref().is_some_and(|dhcp| dhcp.has_lease(name));
+            if has_link && has_lease {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "the management interface {name} had no link within {seconds} s"
-                ));
+                return Err(if has_link {
+                    format!("the management interface {name} had no DHCP lease within {seconds} s")
+                } else {
+                    format!("the management interface {name} had no link within {seconds} s")
+                });
             }
             std::thread::sleep(CONFIRM_POLL);
         }

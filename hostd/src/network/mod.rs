@@ -5,11 +5,12 @@
 //! - [`plan`]: pure, from document + board ports + observed links to ordered actions.
 //! - [`execute`]: the actions through rtnetlink.
 //!
-//! Not here yet (issue 4): the management address (DHCP, static), the Default VM Network on
-//! a first boot, safe apply with a grace period, `cairnctl net`, guest tap attachment.
+//! - [`dhcp`]: the management address from a DHCPv4 lease (a client task beside the
+//!   planner: the lease is the server's state, not the document's).
 
 pub mod board_check;
 pub mod defaults;
+pub mod dhcp;
 pub mod execute;
 pub mod l3;
 pub mod observe;

@@ -460,3 +460,30 @@ fn a_port_a_bond_lets_go_of_is_brought_up_again_for_its_vlan() {
         .expect("vlan up");
     assert!(release < up && up < vlan_up, "{actions:?}");
 }
+
+#[test]
+fn with_dhcp4_the_plan_leaves_dns_and_ipv4_to_the_lease() {
+    let dhcp = r#"
+[[network.vswitches]]
+name = "vs0"
+uplink = "lan1"
+
+[network.management]
+interface = "vs0"
+dhcp4 = true
+addresses = ["fd00::10/64"]
+"#;
+    let mut observed = fresh_box();
+    // What the DHCP client wrote: the plan must not take it back.
+    observed.l3.dns = vec!["10.0.0.53".parse().expect("ip")];
+    let built = texts(&plan(&spec(dhcp), &lan_pci(), &observed));
+    assert_eq!(
+        built.last().map(String::as_str),
+        Some("add address fd00::10/64 to vs0"),
+        "{built:?}"
+    );
+    assert!(
+        !built.iter().any(|a| a.contains("DNS")),
+        "the lease owns resolv.conf: {built:?}"
+    );
+}
