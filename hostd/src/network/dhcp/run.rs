@@ -498,6 +498,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_core_says_which_interface_and_reads_the_lease_back() {
+        let document = crate::state::DesiredState::from_toml(
+            "version = 1\n[network.management]\ninterface = \"lan1\"\ndhcp4 = true\ndns = [\"9.9.9.9\"]\n",
+        )
+        .expect("valid");
+        let (handle, status) = DhcpHandle::detached();
+        handle.follow(document.network.management.as_ref());
+        assert_eq!(
+            handle.target(),
+            Some(DhcpTarget {
+                interface: "lan1".into(),
+                dns: vec!["9.9.9.9".parse().expect("ip")],
+            })
+        );
+        assert!(!handle.has_lease("lan1"));
+        let mut view = status::view("lan1", None, Instant::now(), 0);
+        view.address = Some("10.0.0.5/24".into());
+        status.send_replace(Some(view));
+        assert!(handle.has_lease("lan1"));
+        assert!(
+            !handle.has_lease("vmnet"),
+            "a lease on another interface is no lease"
+        );
+        // A static document releases.
+        handle.follow(None);
+        assert_eq!(handle.target(), None);
+    }
+
+    #[test]
     fn macs_parse_from_sysfs_text() {
         assert_eq!(
             parse_mac("52:54:00:12:34:5a"),
