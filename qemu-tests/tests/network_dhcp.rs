@@ -104,12 +104,33 @@ fn acks(pair: &mut WiredPair) -> Result<usize> {
     Ok(log.lines().filter(|l| l.contains("DHCPACK(p1)")).count())
 }
 
-/// Proves the appliance obtains its management address from dnsmasq (DISCOVER/OFFER/REQUEST/ACK; the safe apply waits for the lease), answers pings on it, renews it at T1, releases it when it reboots and obtains it again after the reboot.
+/// Proves a DHCP apply with no server is rolled back by the safe apply, and the appliance obtains its management address from dnsmasq (DISCOVER/OFFER/REQUEST/ACK; the safe apply waits for the lease), answers pings on it, renews it at T1, releases it when it reboots and obtains it again after the reboot.
 #[test]
 fn dhcp_management_address_is_leased_renewed_and_survives_reboot() -> Result<()> {
     let image = Image::from_env()?;
     let tools = image.test_tools()?;
     let mut pair = WiredPair::boot_with_archives(&image, "dhcp", &[tools])?;
+
+    // No DHCP server yet: the safe apply waits for a lease, gets none and takes the whole
+    // change back (the link alone is not enough).
+    let mut unserved = dhcp_document();
+    if let Some(line) = unserved.iter_mut().find(|l| l.starts_with("confirm_s")) {
+        *line = "confirm_s = 5".to_string();
+    }
+    write_document(&mut pair.appliance, "/tmp/unserved.toml", &unserved)?;
+    let refused = pair
+        .appliance
+        .shell_status("cairnctl config apply /tmp/unserved.toml")?;
+    ensure!(
+        refused.status == 1
+            && refused
+                .output
+                .contains("the management interface vmnet had no DHCP lease within 5 s")
+            && refused.output.contains("Rolled back"),
+        "an apply with no DHCP server was not rolled back (exit {}): {}",
+        refused.status,
+        refused.output
+    );
 
     pair.peer.shell(
         "echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd && echo 'root:x:0:' > /etc/group",
