@@ -74,6 +74,24 @@ pub enum LanDiscovery {
 pub struct Lan {
     pub discovery: LanDiscovery,
     pub ports: Vec<LanPort>,
+    /// The bond modes the board's NICs and their drivers do well, by the kernel's names;
+    /// absent means all Cairn offers ([`BOND_MODES`]). A model whose NIC driver cannot
+    /// change its MAC while up, say, leaves out `balance-alb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bond_modes: Option<Vec<String>>,
+}
+
+/// Every bond mode Cairn offers, by the bonding driver's names.
+pub const BOND_MODES: &[&str] = &["802.3ad", "active-backup", "balance-alb"];
+
+impl Lan {
+    /// The bond modes this board offers.
+    pub fn offered_bond_modes(&self) -> Vec<&str> {
+        match &self.bond_modes {
+            Some(modes) => modes.iter().map(String::as_str).collect(),
+            None => BOND_MODES.to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +301,17 @@ impl Board {
     }
 
     fn validate_lan(&self, invalid: &dyn Fn(&str, String) -> BoardError) -> Result<(), BoardError> {
+        for (index, mode) in self.lan.bond_modes.iter().flatten().enumerate() {
+            if !BOND_MODES.contains(&mode.as_str()) {
+                return Err(invalid(
+                    &format!("lan.bond_modes[{index}]"),
+                    format!(
+                        "\"{mode}\" is not a bond mode Cairn offers (expected some of: {})",
+                        BOND_MODES.join(", ")
+                    ),
+                ));
+            }
+        }
         let mut names = BTreeSet::new();
         for (index, port) in self.lan.ports.iter().enumerate() {
             let expected = format!("lan{}", index + 1);

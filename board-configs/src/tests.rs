@@ -88,6 +88,14 @@ fn each_bad_field_is_named() {
             ),
         ),
         (
+            "discovery = \"pci-path\"",
+            "discovery = \"pci-path\"\nbond_modes = [\"active-backup\", \"balance-rr\"]",
+            invalid(
+                "lan.bond_modes[1]",
+                "\"balance-rr\" is not a bond mode Cairn offers (expected some of: 802.3ad, active-backup, balance-alb)",
+            ),
+        ),
+        (
             "name = \"lan1\"",
             "name = \"eth0\"",
             invalid(

@@ -298,6 +298,26 @@ impl HostApi {
         Ok(serde_json::to_string(&view).expect("a view is strings, numbers and lists"))
     }
 
+    /// Puts a guest's tap (created when missing) on a vSwitch of the committed document, on
+    /// `vlan` (1 to 4094) or, with 0, on the native VLAN. Returns the actions run.
+    async fn tap_attach(
+        &self,
+        tap: &str,
+        vswitch: &str,
+        vlan: u16,
+    ) -> Result<Vec<String>, HostError> {
+        let (tap, vswitch) = (tap.to_string(), vswitch.to_string());
+        let vlan = (vlan != 0).then_some(vlan);
+        self.blocking(move |core| core.attach_tap(&tap, &vswitch, vlan))
+            .await
+    }
+
+    /// Deletes a guest's tap and the uplink VLANs only it needed. Returns the actions run.
+    async fn tap_detach(&self, tap: &str) -> Result<Vec<String>, HostError> {
+        let tap = tap.to_string();
+        self.blocking(move |core| core.detach_tap(&tap)).await
+    }
+
     /// The jobs hostd remembers, oldest first.
     async fn jobs(&self) -> Vec<OwnedObjectPath> {
         self.job_registry()
@@ -351,6 +371,8 @@ pub trait Host1 {
     fn config_history(&self) -> Result<Vec<(u64, u64)>, HostError>;
     fn config_rollback(&self, generation: u64) -> Result<OwnedObjectPath, HostError>;
     fn net_show(&self) -> Result<String, HostError>;
+    fn tap_attach(&self, tap: &str, vswitch: &str, vlan: u16) -> Result<Vec<String>, HostError>;
+    fn tap_detach(&self, tap: &str) -> Result<Vec<String>, HostError>;
     fn jobs(&self) -> Result<Vec<OwnedObjectPath>, HostError>;
     fn log(&self, since: u64, max: u32) -> Result<(u64, Vec<WireLogRecord>), HostError>;
 }

@@ -14,6 +14,7 @@
 //! the kill came before step 3 finished, the new one after — and the rename in the store makes
 //! that "old or new", never a mix.
 
+mod taps;
 #[cfg(test)]
 mod tests;
 
@@ -201,6 +202,10 @@ impl<S: System, F: Filesystem> Core<S, F> {
             .map(String::from)
             .collect();
 
+        if confirm.is_some() {
+            self.store
+                .mark_unconfirmed(previous.as_ref().map(|(g, _)| *g))?;
+        }
         let generation = match &previous {
             Some((generation, state)) if state == desired => *generation,
             _ => {
@@ -231,6 +236,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
                             generation,
                             &why,
                         );
+                        self.clear_unconfirmed();
                         self.follow_committed_dhcp();
                         return Err(if job.cancel_requested() {
                             HostError::Cancelled(message)
@@ -238,6 +244,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
                             HostError::ApplyFailed(message)
                         });
                     }
+                    self.clear_unconfirmed();
                 }
                 self.reconcile_error = None;
                 Ok(Applied {
@@ -249,6 +256,9 @@ impl<S: System, F: Filesystem> Core<S, F> {
             Err(failure) => {
                 let cancelled = matches!(failure.cause, WatchedError::Cancelled);
                 let restored = self.restore(previous.as_ref().map(|(g, _)| *g), generation);
+                if confirm.is_some() {
+                    self.clear_unconfirmed();
+                }
                 self.follow_committed_dhcp();
                 let mut message = if cancelled {
                     format!(
@@ -289,6 +299,43 @@ impl<S: System, F: Filesystem> Core<S, F> {
         let generation = self.store.commit(&document)?;
         tracing::info!(%generation, "first boot: the Default VM Network is {description}");
         Ok(Some(description))
+    }
+
+    /// At start-up, before the reconcile: a safe apply that was still waiting for its
+    /// management link when hostd stopped (killed, or the box lost power) was never
+    /// confirmed, so its previous document is committed again (see `store::unconfirmed`).
+    /// Returns the generation now current when it went back.
+    pub fn revert_unconfirmed(&mut self) -> Result<Option<Generation>, HostError> {
+        let Some(marker) = self.store.unconfirmed()? else {
+            return Ok(None);
+        };
+        let current = self.current()?.map(|(generation, _)| generation);
+        let reverted = if current == marker.back_to {
+            None // the crash came before the commit: nothing to take back
+        } else {
+            let back = match marker.back_to {
+                Some(generation) => self.store.rollback(generation)?,
+                None => self.store.commit(&DesiredState::default())?,
+            };
+            let from = current.map_or_else(|| "none".to_string(), |g| g.to_string());
+            tracing::warn!(
+                "safe apply: hostd stopped while generation {from} waited for its management link; \
+                 it was never confirmed, so the previous document is current again (now generation {back})"
+            );
+            Some(back)
+        };
+        self.store.clear_unconfirmed()?;
+        Ok(reverted)
+    }
+
+    /// A marker that cannot be removed would revert a confirmed change at the next start:
+    /// loud, but the change itself stands.
+    fn clear_unconfirmed(&self) {
+        if let Err(error) = self.store.clear_unconfirmed() {
+            tracing::error!(
+                "cannot remove the safe-apply marker; the next start of hostd will go back to the previous document: {error}"
+            );
+        }
     }
 
     /// Takes the box to the committed document (at start-up, after a crash or a reboot).

@@ -142,6 +142,12 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     // document again. A failure is reported in the status, not fatal: the admin needs the
     // API to fix it. On a blocking thread: network actions run their own netlink runtime.
     let core = tokio::task::spawn_blocking(move || {
+        if let Err(error) = core.revert_unconfirmed() {
+            tracing::error!(
+                "cannot take back a network change that was never confirmed: {}",
+                error.message()
+            );
+        }
         if let Err(error) = core.first_boot() {
             tracing::error!(
                 "cannot set up the Default VM Network on this first boot: {}",

@@ -23,6 +23,7 @@
 
 mod filesystem;
 mod memory_fs;
+mod unconfirmed;
 
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,7 @@ use std::time::{Duration, SystemTime};
 
 pub use filesystem::{Filesystem, OsFilesystem};
 pub use memory_fs::MemoryFs;
+pub use unconfirmed::Unconfirmed;
 
 use crate::state::{DesiredState, FieldError, Invalid};
 

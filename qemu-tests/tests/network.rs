@@ -5,7 +5,7 @@
 //! Behind the `vm-tests` feature like the other image tests.
 #![cfg(feature = "vm-tests")]
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use qemu_tests::{Appliance, Image, Launch, timeouts};
 
 const BOARD: &str = "qemu-x86_64";
@@ -30,6 +30,72 @@ const BONDED: &[&str] = &[
     "[[network.vlans]]",
     "parent = \"bond0\"",
     "id = 42",
+];
+
+/// Lines added to [`BONDED`] and the message each document must be refused with.
+const BAD_INPUTS: &[(&[&str], &str)] = &[
+    (
+        &[
+            "[[network.bonds]]",
+            "name = \"bond1\"",
+            "mode = \"active-backup\"",
+            "members = [\"lan2\"]",
+        ],
+        "network.bonds[1].members[0]: lan2 is already a member of bond0 (expected each port in one bond at most)",
+    ),
+    (
+        &[
+            "[[network.vswitches]]",
+            "name = \"vs1\"",
+            "uplink = \"lan1\"",
+        ],
+        "network.vswitches[1].uplink: lan1 is a member of bond0 (expected the bond itself)",
+    ),
+    (
+        &[
+            "[[network.vswitches]]",
+            "name = \"vs1\"",
+            "uplink = \"bond0\"",
+        ],
+        "network.vswitches[1].uplink: bond0 is already the uplink of vs0 (expected each interface to uplink one vswitch at most)",
+    ),
+    (
+        &["[[network.vlans]]", "parent = \"bond0\"", "id = 0"],
+        "network.vlans[1].id: 0 is out of range (expected 1 to 4094)",
+    ),
+    (
+        &["[[network.vlans]]", "parent = \"bond0\"", "id = 4095"],
+        "network.vlans[1].id: 4095 is out of range (expected 1 to 4094)",
+    ),
+    (
+        &["[[network.vlans]]", "parent = \"vs0\"", "id = 1"],
+        "network.vlans[1].id: VLAN 1 is the untagged native VLAN of vSwitch vs0",
+    ),
+    (
+        &[
+            "[network.management]",
+            "interface = \"vs0\"",
+            "addresses = [\"192.168.1.300/24\"]",
+        ],
+        "network.management.addresses[0]: \"192.168.1.300/24\" is not an address with a prefix length (expected e.g. 192.168.1.10/24 or fd00::10/64)",
+    ),
+    (
+        &[
+            "[network.management]",
+            "interface = \"vs0\"",
+            "addresses = [\"192.168.1.3/33\"]",
+        ],
+        "network.management.addresses[0]: \"192.168.1.3/33\" has prefix length 33 (expected 1 to 32 for an IPv4 address)",
+    ),
+    (
+        &[
+            "[[network.bonds]]",
+            "name = \"bond1\"",
+            "mode = \"balance-rr\"",
+            "members = [\"lan3\"]",
+        ],
+        "network.bonds[1].mode: unknown mode \"balance-rr\" (expected one of: 802.3ad, active-backup, balance-alb)",
+    ),
 ];
 
 /// One line per fact the kernel shows about the bonded stack, from sysfs and procfs.
@@ -142,6 +208,27 @@ fn bonds_vswitches_and_vlans_follow_the_document() -> Result<()> {
     );
     check_bonded_stack(&mut app, "after a refused document")?;
 
+    // Every other kind of bad input: refused whole with its path-level message (exit 2),
+    // the generation and the stack untouched.
+    let generation_before = app.shell("cairnctl config show | head -1")?;
+    for (extra, message) in BAD_INPUTS {
+        let mut document: Vec<&str> = BONDED.to_vec();
+        document.extend(extra.iter());
+        write_document(&mut app, "/tmp/bad.toml", &document)?;
+        let refused = app.shell_status("cairnctl config apply /tmp/bad.toml")?;
+        ensure!(
+            refused.status == 2 && refused.output.contains(message),
+            "expected exit 2 and {message:?}, got exit {}: {}",
+            refused.status,
+            refused.output
+        );
+    }
+    ensure!(
+        app.shell("cairnctl config show | head -1")? == generation_before,
+        "a refused document changed the committed generation"
+    );
+    check_bonded_stack(&mut app, "after the bad inputs")?;
+
     let lacp: Vec<&str> = BONDED
         .iter()
         .filter(|line| !line.starts_with("primary"))
@@ -206,7 +293,7 @@ fn bonds_vswitches_and_vlans_follow_the_document() -> Result<()> {
     Ok(())
 }
 
-fn managed_document(interface: &str, private_vswitch: bool) -> Vec<String> {
+fn managed_document(interface: &str, private_vswitch: bool, confirm_s: u32) -> Vec<String> {
     let mut lines: Vec<String> = [
         "version = 1",
         "[[network.bonds]]",
@@ -228,7 +315,7 @@ fn managed_document(interface: &str, private_vswitch: bool) -> Vec<String> {
         "addresses = [\"192.168.77.2/24\"]".to_string(),
         "gateway = \"192.168.77.1\"".to_string(),
         "dns = [\"192.168.77.1\"]".to_string(),
-        "confirm_s = 5".to_string(),
+        format!("confirm_s = {confirm_s}"),
     ]);
     lines
 }
@@ -263,7 +350,7 @@ fn management_address_and_safe_apply() -> Result<()> {
     let mut app = Appliance::launch(&image, Launch::direct_kernel("net-address", BOARD))?;
     app.wait_ready(timeouts::ready_direct())?;
 
-    let good = managed_document("vmnet", false);
+    let good = managed_document("vmnet", false, 5);
     let good: Vec<&str> = good.iter().map(String::as_str).collect();
     write_document(&mut app, "/tmp/managed.toml", &good)?;
     let applied = app.shell("cairnctl config apply /tmp/managed.toml")?;
@@ -287,7 +374,7 @@ fn management_address_and_safe_apply() -> Result<()> {
 
     // The address moves to a vSwitch with no uplink: no link, so after 5 s hostd takes the
     // whole change back.
-    let cut = managed_document("priv", true);
+    let cut = managed_document("priv", true, 5);
     let cut: Vec<&str> = cut.iter().map(String::as_str).collect();
     write_document(&mut app, "/tmp/cut.toml", &cut)?;
     let refused = app.shell_status("cairnctl config apply /tmp/cut.toml")?;
@@ -321,6 +408,38 @@ fn management_address_and_safe_apply() -> Result<()> {
     ensure!(
         log.contains("safe apply: Rolled back"),
         "the rollback is not logged: {log}"
+    );
+
+    // The same cut with a long grace period, and hostd killed while it waits: nobody
+    // confirmed the change, so the restarted hostd goes back to the previous document.
+    let cut_slow = managed_document("priv", true, 300);
+    let cut_slow: Vec<&str> = cut_slow.iter().map(String::as_str).collect();
+    write_document(&mut app, "/tmp/cut-slow.toml", &cut_slow)?;
+    app.shell("(cairnctl config apply /tmp/cut-slow.toml >/dev/null 2>&1 &)")?;
+    app.shell(
+        "(for i in $(seq 240); do cairnctl job list 2>/dev/null | grep ' running ' | grep -q 'confirming the management link on priv (up to 300 s)' && exit 0; usleep 250000; done; exit 1)",
+    )
+    .context("the apply never reached its confirm window")?;
+    let inside = app.shell("ls /sys/class/net")?;
+    ensure!(
+        inside.split_whitespace().any(|n| n == "priv"),
+        "inside the window the new vSwitch should exist: {inside}"
+    );
+    app.shell("kill -9 $(pidof hostd)")?;
+    app.shell(
+        "(for i in $(seq 120); do cairnctl status >/dev/null 2>&1 && exit 0; usleep 250000; done; exit 1)",
+    )
+    .context("hostd did not come back within 30 s of the SIGKILL")?;
+    check_management_on(&mut app, "vmnet", "after a kill inside the confirm window")?;
+    let after_kill = app.shell("cairnctl config show")?;
+    ensure!(
+        body(&after_kill) == body(&before),
+        "an unconfirmed change survived the kill:\n{before}\n---\n{after_kill}"
+    );
+    let log = app.shell("cairnctl log")?;
+    ensure!(
+        log.contains("it was never confirmed"),
+        "the revert is not logged: {log}"
     );
 
     qemu_tests::probe::reboot(&mut app)?;

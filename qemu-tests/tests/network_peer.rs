@@ -9,7 +9,9 @@
 use anyhow::{Context, Result, ensure};
 use qemu_tests::Image;
 use qemu_tests::ping_log::PingLog;
-use qemu_tests::wired::{APPLIANCE_ADDR, BondMode, WiredPair, check_lacp_pair};
+use qemu_tests::wired::{
+    APPLIANCE_ADDR, BondMode, WiredPair, bond_document, check_lacp_pair, write_document,
+};
 
 /// Proves the appliance's 802.3ad bond forms one aggregator with an LACP partner (both ends show the other's MAC and a single aggregator id for both ports) and carries traffic.
 #[test]
@@ -158,6 +160,143 @@ fn vlan_42_takes_tagged_frames_and_not_untagged_ones() -> Result<()> {
         vlan_untagged == 0,
         "{vlan_if} received {vlan_untagged} packets while only untagged frames were sent"
     );
+
+    vlan_42_through_a_vlan_aware_vswitch(&mut pair)?;
+    guest_ports_set_what_the_uplink_carries(&mut pair)?;
     pair.finish();
     Ok(())
+}
+
+/// The same VLAN through a vSwitch: bond0 becomes the uplink of the VLAN-aware bridge
+/// `vs0` and VLAN 42 sits on the bridge (`vs0.42`), so tagged frames cross the bridge's
+/// VLAN table (uplink and bridge both carrying 42) before they reach it.
+fn vlan_42_through_a_vlan_aware_vswitch(pair: &mut WiredPair) -> Result<()> {
+    let mut document = bond_document(BondMode::ActiveBackup);
+    document.extend(
+        [
+            "[[network.vswitches]]",
+            "name = \"vs0\"",
+            "uplink = \"bond0\"",
+            "[[network.vlans]]",
+            "parent = \"vs0\"",
+            "id = 42",
+        ]
+        .map(String::from),
+    );
+    write_document(&mut pair.appliance, "/tmp/vswitch-vlan.toml", &document)?;
+    let applied = pair
+        .appliance
+        .shell("cairnctl config apply /tmp/vswitch-vlan.toml")?;
+    ensure!(
+        applied.contains("carry VLAN 42 tagged on bond0 (vSwitch vs0)")
+            && applied.contains("carry VLAN 42 tagged on vSwitch vs0 itself"),
+        "the bridge's VLAN table was not planned: {applied}"
+    );
+    let filtering = pair
+        .appliance
+        .shell("cat /sys/class/net/vs0/bridge/vlan_filtering")?;
+    ensure!(filtering.trim() == "1", "vs0 filters no VLANs: {filtering}");
+    pair.appliance
+        .shell("busybox ip addr add 10.42.42.1/24 dev vs0.42")?;
+    pair.peer.shell(
+        "ip addr del 10.42.42.3/24 dev bond0; ip link set bond0.42 up; ip neigh flush dev bond0.42",
+    )?;
+    let before = rx_packets(pair, "vs0.42")?;
+    let tagged = pair
+        .peer
+        .shell_status("ping -c 20 -i 0.05 -W 5 10.42.42.1")?;
+    let through = rx_packets(pair, "vs0.42")? - before;
+    ensure!(
+        PingLog::parse(&tagged.output).answered.len() >= 19,
+        "tagged pings through the vSwitch went unanswered: {}",
+        tagged.output
+    );
+    ensure!(
+        through >= 20,
+        "vs0.42 received {through} packets for 20 tagged echo requests"
+    );
+    eprintln!("VLAN 42 through vs0: {through} tagged frames reached vs0.42");
+    Ok(())
+}
+
+/// A guest's port on VLAN 77 makes the uplink carry 77 too; the port survives a hostd
+/// restart (the kernel is its record), and detaching it takes 77 off the uplink again.
+fn guest_ports_set_what_the_uplink_carries(pair: &mut WiredPair) -> Result<()> {
+    let tagged = |pair: &mut WiredPair| -> Result<serde_json::Value> {
+        let text = pair.appliance.shell("cairnctl --json net vswitch")?;
+        let all: serde_json::Value = serde_json::from_str(text.trim())
+            .with_context(|| format!("`net vswitch --json`: {text}"))?;
+        all.as_array()
+            .and_then(|list| list.iter().find(|v| v["name"] == "vs0"))
+            .map(|vs0| vs0["tagged_vlans"].clone())
+            .with_context(|| format!("no vs0 in {text}"))
+    };
+    let attached = pair
+        .appliance
+        .shell("cairnctl net tap attach vm-test-0 --vswitch vs0 --vlan 77")?;
+    ensure!(
+        attached.contains("done: create guest port vm-test-0")
+            && attached.contains("done: carry VLAN 77 untagged on vm-test-0 (vSwitch vs0)")
+            && attached.contains("done: carry VLAN 77 tagged on bond0 (vSwitch vs0)"),
+        "{attached}"
+    );
+    ensure!(
+        tagged(pair)? == serde_json::json!([42, 77]),
+        "the uplink does not carry 42 and 77"
+    );
+    let refused = pair
+        .appliance
+        .shell_status("cairnctl net tap attach vm-test-1 --vswitch nosuch")?;
+    ensure!(
+        refused.status == 2
+            && refused
+                .output
+                .contains("unknown vSwitch \"nosuch\" (the document's vSwitches are: vs0)"),
+        "exit {}: {}",
+        refused.status,
+        refused.output
+    );
+
+    pair.appliance.shell("kill -9 $(pidof hostd)")?;
+    pair.appliance.shell(
+        "(for i in $(seq 120); do cairnctl status >/dev/null 2>&1 && exit 0; usleep 250000; done; exit 1)",
+    )
+    .context("hostd did not come back within 30 s of the SIGKILL")?;
+    let ports = pair.appliance.shell("cairnctl net tap")?;
+    ensure!(
+        ports
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["vm-test-0", "vs0", "77", "no"]),
+        "the guest port did not survive hostd's restart on vs0, VLAN 77: {ports}"
+    );
+    ensure!(
+        tagged(pair)? == serde_json::json!([42, 77]),
+        "the restart's reconcile changed the uplink"
+    );
+
+    let detached = pair.appliance.shell("cairnctl net tap detach vm-test-0")?;
+    ensure!(
+        detached.contains("done: delete guest port vm-test-0")
+            && detached.contains("done: stop carrying VLAN 77 tagged on bond0 (vSwitch vs0)"),
+        "{detached}"
+    );
+    ensure!(
+        tagged(pair)? == serde_json::json!([42]),
+        "VLAN 77 is still on the uplink"
+    );
+    let left = pair.appliance.shell("ls /sys/class/net")?;
+    ensure!(
+        !left.split_whitespace().any(|n| n == "vm-test-0"),
+        "the tap is left: {left}"
+    );
+    Ok(())
+}
+
+fn rx_packets(pair: &mut WiredPair, ifname: &str) -> Result<u64> {
+    let text = pair.appliance.shell(&format!(
+        "cat /sys/class/net/{ifname}/statistics/rx_packets"
+    ))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("rx_packets of {ifname}: {text:?}"))
 }

@@ -78,11 +78,37 @@ enum NetCommand {
     Vlan,
     /// The management address: addresses, default route, DNS servers.
     Address,
+    /// Guests' ports on the vSwitches (hostd makes them for guests; attach and detach by
+    /// hand to wire an outside VMM or to test a VLAN).
+    Tap {
+        #[command(subcommand)]
+        command: Option<TapCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TapCommand {
+    /// The guest ports, their vSwitch and VLAN.
+    List,
+    /// Put a guest port (created when missing) on a vSwitch.
+    Attach {
+        /// The port's interface name (at most 15 characters).
+        tap: String,
+        /// A vSwitch of the committed document.
+        #[arg(long)]
+        vswitch: String,
+        /// The VLAN (1 to 4094) the guest's untagged frames are on; the native VLAN without.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4094))]
+        vlan: Option<u16>,
+    },
+    /// Delete a guest port.
+    Detach { tap: String },
 }
 
 impl NetCommand {
     fn section(&self) -> Section {
         match self {
+            Self::Tap { .. } => Section::Taps,
             Self::Show => Section::All,
             Self::Port => Section::Ports,
             Self::Bond => Section::Bonds,
@@ -321,6 +347,27 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
                 serde_json::to_string(&applied).expect("an outcome is strings and numbers")
             } else {
                 human_applied(&applied, &format!("rolled back to generation {generation}"))
+            }
+        }
+        Command::Net(NetCommand::Tap {
+            command: Some(command @ (TapCommand::Attach { .. } | TapCommand::Detach { .. })),
+        }) => {
+            let done = match command {
+                TapCommand::Attach { tap, vswitch, vlan } => {
+                    host.tap_attach(tap, vswitch, vlan.unwrap_or(0)).await?
+                }
+                TapCommand::Detach { tap } => host.tap_detach(tap).await?,
+                TapCommand::List => unreachable!("not matched by this arm"),
+            };
+            if cli.json {
+                json!({ "actions": done }).to_string()
+            } else if done.is_empty() {
+                "nothing to do: the port is already there".to_string()
+            } else {
+                done.iter()
+                    .map(|a| format!("done: {a}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             }
         }
         Command::Net(command) => {

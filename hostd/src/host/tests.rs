@@ -411,3 +411,78 @@ fn a_box_with_history_never_gets_the_default_again() {
     assert_eq!(core.first_boot().expect("start"), None);
     assert_eq!(core.show().expect("show").0, 1);
 }
+
+/// A hostd stopped inside a safe apply's confirm window: the marker was written, the new
+/// generation committed, and nothing confirmed it.
+#[test]
+fn a_start_after_an_unconfirmed_apply_goes_back_to_the_previous_document() {
+    let fs = MemoryFs::new();
+    let mut before = core_over(fs.clone(), FakeBox::named("cairn"));
+    apply(&mut before, GOOD).expect("first apply");
+    before
+        .store
+        .mark_unconfirmed(Some(Generation::new(1)))
+        .expect("mark");
+    before
+        .store
+        .commit(&doc(BONDED))
+        .expect("commit the unconfirmed document");
+
+    let mut after = core_over(fs, FakeBox::named("cairn"));
+    assert_eq!(
+        after.revert_unconfirmed().expect("revert_unconfirmed"),
+        Some(Generation::new(3))
+    );
+    assert_eq!(after.show().map(|(g, _)| g).expect("show"), 3);
+    assert_eq!(after.generation(3).expect("generation"), doc(GOOD));
+    assert_eq!(after.store.unconfirmed().expect("store.unconfirmed"), None);
+    assert_eq!(
+        after.revert_unconfirmed().expect("revert_unconfirmed"),
+        None,
+        "the marker is gone"
+    );
+}
+
+#[test]
+fn an_unconfirmed_first_apply_goes_back_to_the_empty_document() {
+    let fs = MemoryFs::new();
+    let mut before = core_over(fs.clone(), FakeBox::named("cairn"));
+    before.store.mark_unconfirmed(None).expect("mark");
+    before.store.commit(&doc(BONDED)).expect("commit");
+
+    let mut after = core_over(fs, FakeBox::named("cairn"));
+    assert_eq!(
+        after.revert_unconfirmed().expect("revert_unconfirmed"),
+        Some(Generation::new(2))
+    );
+    assert_eq!(
+        after.generation(2).expect("generation"),
+        DesiredState::default()
+    );
+}
+
+#[test]
+fn a_marker_written_before_the_commit_changes_nothing() {
+    let fs = MemoryFs::new();
+    let mut before = core_over(fs.clone(), FakeBox::named("cairn"));
+    apply(&mut before, GOOD).expect("first apply");
+    before
+        .store
+        .mark_unconfirmed(Some(Generation::new(1)))
+        .expect("mark");
+
+    let mut after = core_over(fs, FakeBox::named("cairn"));
+    assert_eq!(
+        after.revert_unconfirmed().expect("revert_unconfirmed"),
+        None
+    );
+    assert_eq!(after.show().map(|(g, _)| g).expect("show"), 1);
+    assert_eq!(after.store.unconfirmed().expect("store.unconfirmed"), None);
+}
+
+#[test]
+fn an_apply_without_a_management_section_leaves_no_marker() {
+    let (mut core, _) = core();
+    apply(&mut core, BONDED).expect("apply");
+    assert_eq!(core.store.unconfirmed().expect("store.unconfirmed"), None);
+}

@@ -8,10 +8,11 @@
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::BridgeVlanInfoFlags;
 use rtnetlink::packet_route::link::{
     BondLacpRate, BondMode as NlBondMode, BondXmitHashPolicy, LinkFlags, LinkMessage,
 };
-use rtnetlink::{Handle, LinkBond, LinkBridge, LinkUnspec, LinkVlan};
+use rtnetlink::{Handle, LinkBond, LinkBridge, LinkBridgeVlan, LinkUnspec, LinkVlan};
 
 use super::l3::{self, L3Observed};
 use super::plan::NetAction;
@@ -38,6 +39,12 @@ pub enum NetError {
         path: &'static str,
         #[source]
         source: std::io::Error,
+    },
+    #[error("Cannot {action} (is the tun module loaded?)")]
+    Tap {
+        action: String,
+        #[source]
+        source: nix::Error,
     },
     #[error("The kernel refused to {action}")]
     Netlink {
@@ -84,6 +91,11 @@ impl NetExecutor {
 
     pub fn execute(&self, action: &NetAction) -> Result<(), NetError> {
         self.with_handle(|handle| async move { run(&handle, action).await })
+    }
+
+    /// Every bridge's VLAN table.
+    pub fn observe_bridge_vlans(&self) -> Result<Vec<super::bridge_vlans::BridgeVlan>, NetError> {
+        self.with_handle(|handle| async move { super::bridge_vlans::observe(&handle).await })
     }
 
     /// Addresses, default routes and DNS servers as the kernel and resolv.conf have them.
@@ -212,10 +224,62 @@ async fn run(handle: &Handle, action: &NetAction) -> Result<(), NetError> {
         }
         NetAction::CreateBridge { name } => handle
             .link()
-            .add(LinkBridge::new(name).build())
+            .add(LinkBridge::new(name).vlan_filtering(true).build())
             .execute()
             .await
             .map_err(failed),
+        NetAction::SetVlanFiltering { bridge, on } => {
+            let message = LinkBridge::new(bridge).vlan_filtering(*on).build();
+            handle
+                .link()
+                .change(message)
+                .execute()
+                .await
+                .map_err(failed)
+        }
+        NetAction::AddBridgeVlan {
+            bridge,
+            port,
+            vid,
+            untagged,
+        }
+        | NetAction::DelBridgeVlan {
+            bridge,
+            port,
+            vid,
+            untagged,
+        } => {
+            let flags = if *untagged {
+                BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged
+            } else {
+                BridgeVlanInfoFlags::empty()
+            };
+            let mut builder = LinkBridgeVlan::new(index(handle, port).await?).vlan(*vid, flags);
+            if port == bridge {
+                builder = builder.bridge_self();
+            }
+            let message = builder.build();
+            if matches!(action, NetAction::AddBridgeVlan { .. }) {
+                handle.link().set(message).execute().await.map_err(failed)
+            } else {
+                rtnetlink::LinkDelRequest::new_with_message(handle.clone(), message)
+                    .execute()
+                    .await
+                    .map_err(failed)
+            }
+        }
+        NetAction::CreateTap { name } => {
+            super::tun::create_persistent_tap(name).map_err(|source| NetError::Tap {
+                action: action.to_string(),
+                source,
+            })
+        }
+        NetAction::DeleteTap { name } => {
+            super::tun::delete_persistent_tap(name).map_err(|source| NetError::Tap {
+                action: action.to_string(),
+                source,
+            })
+        }
         NetAction::CreateVlan { parent, id } => {
             let parent_index = index(handle, parent).await?;
             let message = LinkVlan::new(&format!("{parent}.{id}"), parent_index, *id).build();

@@ -26,12 +26,18 @@ pub enum LinkKind {
         lacp_rate: Option<LacpRate>,
         xmit_hash_policy: Option<XmitHashPolicy>,
     },
-    Bridge,
+    /// `vlan_filtering`: the bridge forwards by VLAN (guest ports on their own VLANs).
+    Bridge {
+        vlan_filtering: bool,
+    },
     Vlan {
         parent: String,
         id: u16,
     },
-    /// tap, veth, anything else: never touched by the planner.
+    /// A tun/tap device: a guest's port, attached through `taps.rs`, never touched by the
+    /// planner.
+    Tap,
+    /// veth, anything else: never touched by the planner.
     Other,
 }
 
@@ -56,6 +62,8 @@ pub struct NetObserved {
     pub links: Vec<Link>,
     /// Filled by the live system from netlink; empty from [`observe`] alone.
     pub l3: super::l3::L3Observed,
+    /// The bridges' VLAN tables, from netlink too (sysfs does not show them).
+    pub bridge_vlans: Vec<super::bridge_vlans::BridgeVlan>,
 }
 
 impl NetObserved {
@@ -99,7 +107,9 @@ pub fn observe(paths: &NetPaths) -> std::io::Result<NetObserved> {
         } else if dir.join("bonding").is_dir() {
             read_bond(&dir.join("bonding"))
         } else if dir.join("bridge").is_dir() {
-            LinkKind::Bridge
+            LinkKind::Bridge {
+                vlan_filtering: read_number(&dir.join("bridge/vlan_filtering"), 10) == Some(1),
+            }
         } else if let Some((parent, id)) = vlans
             .iter()
             .find(|(vlan, _, _)| *vlan == name)
@@ -112,6 +122,8 @@ pub fn observe(paths: &NetPaths) -> std::io::Result<NetObserved> {
                     .ok()
                     .and_then(|path| nearest_pci_address(&path)),
             }
+        } else if dir.join("tun_flags").exists() {
+            LinkKind::Tap
         } else {
             LinkKind::Other
         };
@@ -138,6 +150,7 @@ pub fn observe(paths: &NetPaths) -> std::io::Result<NetObserved> {
     Ok(NetObserved {
         links,
         l3: super::l3::L3Observed::default(),
+        bridge_vlans: Vec::new(),
     })
 }
 
@@ -245,6 +258,7 @@ mod tests {
         write(&net.join("bond0/bonding/lacp_rate"), "slow 0\n");
         write(&net.join("bond0/bonding/xmit_hash_policy"), "layer2+3 2\n");
         fs::create_dir_all(net.join("vs0/bridge")).expect("bridge");
+        write(&net.join("vs0/bridge/vlan_filtering"), "1\n");
         write(&net.join("tap0/tun_flags"), "0x1002\n");
         fs::create_dir_all(net.join("tap0/device")).expect("tap device");
         let vlan = root.path().join("vlan-config");
@@ -287,8 +301,13 @@ mod tests {
                 id: 42
             }
         );
-        assert_eq!(seen.get("vs0").expect("vs0").kind, LinkKind::Bridge);
-        assert_eq!(seen.get("tap0").expect("tap0").kind, LinkKind::Other);
+        assert_eq!(
+            seen.get("vs0").expect("vs0").kind,
+            LinkKind::Bridge {
+                vlan_filtering: true
+            }
+        );
+        assert_eq!(seen.get("tap0").expect("tap0").kind, LinkKind::Tap);
         assert!(!seen.get("tap0").expect("tap0").up);
         assert_eq!(seen.get("lo").expect("lo").kind, LinkKind::Loopback);
     }
@@ -312,13 +331,13 @@ impl NetObserved {
         }
         match &link.kind {
             LinkKind::Physical { .. } => link.carrier == Some(true),
-            LinkKind::Bond { .. } | LinkKind::Bridge => self
+            LinkKind::Bond { .. } | LinkKind::Bridge { .. } => self
                 .links
                 .iter()
                 .filter(|member| member.controller.as_deref() == Some(name))
                 .any(|member| self.reaches_wire_within(&member.name, depth - 1)),
             LinkKind::Vlan { parent, .. } => self.reaches_wire_within(parent, depth - 1),
-            LinkKind::Loopback | LinkKind::Other => false,
+            LinkKind::Loopback | LinkKind::Tap | LinkKind::Other => false,
         }
     }
 }
@@ -326,6 +345,10 @@ impl NetObserved {
 #[cfg(test)]
 mod wire_tests {
     use super::*;
+
+    const BRIDGE: LinkKind = LinkKind::Bridge {
+        vlan_filtering: true,
+    };
 
     fn link(name: &str, kind: LinkKind, controller: Option<&str>, carrier: bool) -> Link {
         Link {
@@ -363,9 +386,9 @@ mod wire_tests {
                     Some("bond0"),
                     true,
                 ),
-                link("priv", LinkKind::Bridge, None, true),
-                link("tap0", LinkKind::Other, Some("priv"), true),
-                link("vmnet", LinkKind::Bridge, None, true),
+                link("priv", BRIDGE, None, true),
+                link("tap0", LinkKind::Tap, Some("priv"), true),
+                link("vmnet", BRIDGE, None, true),
                 link(
                     "vmnet.5",
                     LinkKind::Vlan {
@@ -377,6 +400,7 @@ mod wire_tests {
                 ),
             ],
             l3: Default::default(),
+            bridge_vlans: Vec::new(),
         };
         assert!(seen.reaches_wire("vmnet"));
         assert!(seen.reaches_wire("vmnet.5"));

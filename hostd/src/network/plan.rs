@@ -118,6 +118,31 @@ pub enum NetAction {
     SetDown {
         name: String,
     },
+    SetVlanFiltering {
+        bridge: String,
+        on: bool,
+    },
+    /// A row of `bridge`'s VLAN table: on `port`, or on the bridge itself when `port` is
+    /// the bridge; `untagged` makes it the port's PVID and untagged VLAN (a guest's port).
+    AddBridgeVlan {
+        bridge: String,
+        port: String,
+        vid: u16,
+        untagged: bool,
+    },
+    DelBridgeVlan {
+        bridge: String,
+        port: String,
+        vid: u16,
+        untagged: bool,
+    },
+    /// A persistent tap for a guest (see `taps.rs`).
+    CreateTap {
+        name: String,
+    },
+    DeleteTap {
+        name: String,
+    },
 }
 
 impl fmt::Display for NetAction {
@@ -178,6 +203,31 @@ impl fmt::Display for NetAction {
             }
             Self::SetUp { name } => write!(f, "bring {name} up"),
             Self::SetDown { name } => write!(f, "bring {name} down"),
+            Self::SetVlanFiltering { bridge, on } => write!(
+                f,
+                "turn {} VLAN filtering on vSwitch {bridge}",
+                if *on { "on" } else { "off" }
+            ),
+            Self::AddBridgeVlan {
+                bridge,
+                port,
+                vid,
+                untagged,
+            } => {
+                write!(f, "carry VLAN {vid} ")?;
+                describe_vlan_row(f, bridge, port, *untagged)
+            }
+            Self::DelBridgeVlan {
+                bridge,
+                port,
+                vid,
+                untagged,
+            } => {
+                write!(f, "stop carrying VLAN {vid} ")?;
+                describe_vlan_row(f, bridge, port, *untagged)
+            }
+            Self::CreateTap { name } => write!(f, "create guest port {name}"),
+            Self::DeleteTap { name } => write!(f, "delete guest port {name}"),
         }
     }
 }
@@ -242,7 +292,46 @@ impl Action for NetAction {
             Self::SetDns { from, to } => Self::SetDns { from: to, to: from },
             Self::SetUp { name } => Self::SetDown { name },
             Self::SetDown { name } => Self::SetUp { name },
+            Self::SetVlanFiltering { bridge, on } => Self::SetVlanFiltering { bridge, on: !on },
+            Self::AddBridgeVlan {
+                bridge,
+                port,
+                vid,
+                untagged,
+            } => Self::DelBridgeVlan {
+                bridge,
+                port,
+                vid,
+                untagged,
+            },
+            Self::DelBridgeVlan {
+                bridge,
+                port,
+                vid,
+                untagged,
+            } => Self::AddBridgeVlan {
+                bridge,
+                port,
+                vid,
+                untagged,
+            },
+            Self::CreateTap { name } => Self::DeleteTap { name },
+            Self::DeleteTap { name } => Self::CreateTap { name },
         })
+    }
+}
+
+fn describe_vlan_row(
+    f: &mut fmt::Formatter<'_>,
+    bridge: &str,
+    port: &str,
+    untagged: bool,
+) -> fmt::Result {
+    let how = if untagged { "untagged" } else { "tagged" };
+    if port == bridge {
+        write!(f, "{how} on vSwitch {bridge} itself")
+    } else {
+        write!(f, "{how} on {port} (vSwitch {bridge})")
     }
 }
 
@@ -381,12 +470,14 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
                 .bonds
                 .iter()
                 .any(|b| b.name.as_str() == link.name && bond_ok(link, b)),
-            LinkKind::Bridge => spec.vswitches.iter().any(|v| v.name.as_str() == link.name),
+            LinkKind::Bridge { .. } => spec.vswitches.iter().any(|v| v.name.as_str() == link.name),
             LinkKind::Vlan { parent, id } => {
                 wanted_vlans.contains(&(parent.clone(), *id))
                     && spec.vlans.iter().any(|v| v.interface_name() == link.name)
             }
-            LinkKind::Loopback | LinkKind::Physical { .. } | LinkKind::Other => true,
+            LinkKind::Loopback | LinkKind::Physical { .. } | LinkKind::Tap | LinkKind::Other => {
+                true
+            }
         }
     };
 
@@ -399,7 +490,12 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
     // deleted (so that the undo puts it back there), and only links the planner manages
     // (ports, bonds, VLANs, bridges) are moved out of a kept controller: a guest's tap
     // stays on its vSwitch.
-    let managed = |link: &Link| !matches!(link.kind, LinkKind::Other | LinkKind::Loopback);
+    let managed = |link: &Link| {
+        !matches!(
+            link.kind,
+            LinkKind::Tap | LinkKind::Other | LinkKind::Loopback
+        )
+    };
     let mut released: BTreeSet<String> = BTreeSet::new();
     let mut release = |actions: &mut Vec<NetAction>, port: &str, controller: &str| {
         if released.insert(port.to_string()) {
@@ -555,8 +651,17 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
 
     for vswitch in &spec.vswitches {
         let name = vswitch.name.to_string();
-        if !exists(&name, &|l| l.kind == LinkKind::Bridge) {
-            actions.push(NetAction::CreateBridge { name: name.clone() });
+        match seen(&name).filter(|l| keep(l)).map(|l| &l.kind) {
+            Some(LinkKind::Bridge {
+                vlan_filtering: true,
+            }) => {}
+            Some(LinkKind::Bridge {
+                vlan_filtering: false,
+            }) => actions.push(NetAction::SetVlanFiltering {
+                bridge: name.clone(),
+                on: true,
+            }),
+            _ => actions.push(NetAction::CreateBridge { name: name.clone() }),
         }
         if let Some(uplink) = &vswitch.uplink {
             if !enslaved_already(uplink.as_str(), &name) {
@@ -570,6 +675,24 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
         bring_up.push(name);
     }
     vlan_actions(true, &mut actions, &mut bring_up);
+    let enslaved_here = |port: &str, bridge: &str| {
+        actions.iter().any(|action| {
+            matches!(action, NetAction::Enslave { port: p, controller }
+                if p == port && controller == bridge)
+        }) || actions
+            .iter()
+            .any(|action| matches!(action, NetAction::CreateBridge { name } if name == bridge))
+    };
+    let table: Vec<super::bridge_vlans::BridgeVlan> = observed
+        .bridge_vlans
+        .iter()
+        .map(|row| super::bridge_vlans::BridgeVlan {
+            port: renamed(&row.port),
+            ..row.clone()
+        })
+        .collect();
+    let trunks = super::bridge_vlans::plan(spec, &links, &table, &enslaved_here);
+    actions.extend(trunks);
 
     // Up, in build order, once each; links that will be created come up too.
     let created: BTreeSet<String> = actions
@@ -686,7 +809,7 @@ impl KindClass {
     fn matches(self, kind: &LinkKind) -> bool {
         match self {
             Self::Bond => matches!(kind, LinkKind::Bond { .. }),
-            Self::Bridge => matches!(kind, LinkKind::Bridge),
+            Self::Bridge => matches!(kind, LinkKind::Bridge { .. }),
         }
     }
 }

@@ -4,7 +4,9 @@
 use board_configs::Lan;
 use serde::{Deserialize, Serialize};
 
+use super::bridge_vlans::tagged_vids;
 use super::observe::{LinkKind, NetObserved};
+use super::taps::TapView;
 use crate::state::BondMode;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,6 +16,9 @@ pub struct NetView {
     pub vswitches: Vec<VSwitchView>,
     pub vlans: Vec<VlanView>,
     pub address: AddressView,
+    /// Guests' ports.
+    #[serde(default)]
+    pub taps: Vec<TapView>,
 }
 
 /// The addresses, default routes and DNS servers hostd manages, as the box has them.
@@ -63,6 +68,10 @@ pub struct VSwitchView {
     /// Uplink and guest taps.
     pub members: Vec<String>,
     pub up: bool,
+    /// VLANs the vSwitch carries tagged besides the native one (its VLAN table, from the
+    /// uplink's row or else the bridge's own).
+    #[serde(default)]
+    pub tagged_vlans: Vec<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +91,7 @@ pub enum Section {
     VSwitches,
     Vlans,
     Address,
+    Taps,
 }
 
 fn yes_no(value: Option<bool>) -> &'static str {
@@ -143,12 +153,21 @@ impl NetView {
             out.push(text);
         }
         if all || section == Section::VSwitches {
-            let mut text = format!("{:<10} {:<5} {}", "VSWITCH", "LINK", "MEMBERS");
+            let mut text = format!(
+                "{:<10} {:<5} {:<14} {}",
+                "VSWITCH", "LINK", "TAGGED VLANS", "MEMBERS"
+            );
             for vswitch in &self.vswitches {
+                let tagged: Vec<String> = vswitch.tagged_vlans.iter().map(u16::to_string).collect();
                 text.push_str(&format!(
-                    "\n{:<10} {:<5} {}",
+                    "\n{:<10} {:<5} {:<14} {}",
                     vswitch.name,
                     up_down(vswitch.up),
+                    if tagged.is_empty() {
+                        "-".to_string()
+                    } else {
+                        tagged.join(",")
+                    },
                     vswitch.members.join(", ")
                 ));
             }
@@ -195,6 +214,23 @@ impl NetView {
             }
             out.push(text);
         }
+        if all || section == Section::Taps {
+            let mut text = format!(
+                "{:<15} {:<10} {:<7} {}",
+                "GUEST PORT", "VSWITCH", "VLAN", "IN USE"
+            );
+            for tap in &self.taps {
+                text.push_str(&format!(
+                    "\n{:<15} {:<10} {:<7} {}",
+                    tap.name,
+                    tap.vswitch.as_deref().unwrap_or("-"),
+                    tap.vlan
+                        .map_or_else(|| "native".to_string(), |v| v.to_string()),
+                    if tap.in_use { "yes" } else { "no" }
+                ));
+            }
+            out.push(text);
+        }
         out.join("\n\n")
     }
 
@@ -208,6 +244,7 @@ impl NetView {
             Section::VSwitches => value["vswitches"].clone(),
             Section::Vlans => value["vlans"].clone(),
             Section::Address => value["address"].clone(),
+            Section::Taps => value["taps"].clone(),
         }
     }
 }
@@ -301,10 +338,20 @@ pub fn view(observed: &NetObserved, lan: &Lan) -> NetView {
                     member_of: link.controller.clone(),
                 });
             }
-            LinkKind::Bridge => vswitches.push(VSwitchView {
+            LinkKind::Bridge { .. } => vswitches.push(VSwitchView {
                 name: link.name.clone(),
                 members: members_of(&link.name),
                 up: link.up,
+                tagged_vlans: {
+                    let uplink = observed.links.iter().find(|member| {
+                        member.controller.as_deref() == Some(link.name.as_str())
+                            && member.kind != LinkKind::Tap
+                    });
+                    let on = uplink.map_or(link.name.as_str(), |u| u.name.as_str());
+                    tagged_vids(&observed.bridge_vlans, on)
+                        .into_iter()
+                        .collect()
+                },
             }),
             LinkKind::Vlan { parent, id } => vlans.push(VlanView {
                 name: link.name.clone(),
@@ -312,7 +359,7 @@ pub fn view(observed: &NetObserved, lan: &Lan) -> NetView {
                 id: *id,
                 up: link.up,
             }),
-            LinkKind::Loopback | LinkKind::Physical { .. } | LinkKind::Other => {}
+            LinkKind::Loopback | LinkKind::Physical { .. } | LinkKind::Tap | LinkKind::Other => {}
         }
     }
     let l3 = &observed.l3;
@@ -336,6 +383,7 @@ pub fn view(observed: &NetObserved, lan: &Lan) -> NetView {
         vswitches,
         vlans,
         address,
+        taps: super::taps::view(observed),
     }
 }
 
@@ -382,10 +430,17 @@ mod tests {
                     },
                     Some("bond0"),
                 ),
-                link("tap0", LinkKind::Other, Some("vmnet")),
-                link("vmnet", LinkKind::Bridge, None),
+                link("tap0", LinkKind::Tap, Some("vmnet")),
+                link(
+                    "vmnet",
+                    LinkKind::Bridge {
+                        vlan_filtering: true,
+                    },
+                    None,
+                ),
             ],
             l3: Default::default(),
+            bridge_vlans: Vec::new(),
         };
         let seen = view(&observed, &lan);
         assert_eq!(seen.ports.len(), 2);
@@ -417,6 +472,7 @@ mod tests {
             bonds: Vec::new(),
             vswitches: Vec::new(),
             vlans: Vec::new(),
+            taps: Vec::new(),
             address: AddressView {
                 dhcp: Some(crate::network::dhcp::DhcpView {
                     interface: "vmnet".into(),

@@ -171,6 +171,7 @@ impl System for LiveSystem {
                 source,
             })?;
         network.l3 = self.net.observe_l3()?;
+        network.bridge_vlans = self.net.observe_bridge_vlans()?;
         Ok(Observed { hostname, network })
     }
 
@@ -267,6 +268,7 @@ mod tests {
 
     fn no_ports() -> Lan {
         Lan {
+            bond_modes: None,
             discovery: board_configs::LanDiscovery::MacOrder,
             ports: Vec::new(),
         }

@@ -524,6 +524,15 @@ fn check_vlans(network: &Indexed<'_>, declared: &Declared, errors: &mut Errors) 
                     expected_port_or(candidates, "bond or vswitch")
                 ),
             );
+        } else if declared.vswitches.contains(parent) && vlan.id.get() == 1 {
+            // vSwitches filter VLANs, and 1 is their untagged native VLAN: the bridge's own
+            // interface already is VLAN 1, so parent.1 would never see a frame.
+            errors.push(
+                format!("network.vlans[{i}].id"),
+                format!(
+                    "VLAN 1 is the untagged native VLAN of vSwitch {parent} (its own address is on it; expected 2 to 4094 on a vSwitch)"
+                ),
+            );
         }
     }
 }

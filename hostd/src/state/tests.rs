@@ -709,3 +709,17 @@ fn dhcp4_takes_ipv4_from_the_lease_and_leaves_ipv6_static() {
     let not_a_bool = "version = 1\n[network.management]\ninterface = \"lan1\"\ndhcp4 = \"yes\"\n";
     assert!(DesiredState::from_toml(not_a_bool).is_err());
 }
+
+#[test]
+fn vlan_1_on_a_vswitch_is_its_native_vlan() {
+    let text = good_with(
+        "[[storage.volumes]]",
+        "[[network.vlans]]\nparent = \"br0\"\nid = 1\n\n[[storage.volumes]]",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "network.vlans[1].id: VLAN 1 is the untagged native VLAN of vSwitch br0 (its own address is on it; expected 2 to 4094 on a vSwitch)"
+        ]
+    );
+}

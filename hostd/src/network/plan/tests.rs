@@ -8,6 +8,7 @@ use crate::state::{LacpRate, XmitHashPolicy};
 
 fn lan_pci() -> Lan {
     Lan {
+        bond_modes: None,
         discovery: LanDiscovery::PciPath,
         ports: vec![
             LanPort {
@@ -45,6 +46,7 @@ fn fresh_box() -> NetObserved {
             nic("enp0s4", "0000:00:04.0", "52:54:00:00:00:02"),
         ],
         l3: Default::default(),
+        bridge_vlans: Vec::new(),
     }
 }
 
@@ -91,6 +93,7 @@ fn swapped_names_go_through_temporary_names() {
             nic("lan1", "0000:00:04.0", "b"),
         ],
         l3: Default::default(),
+        bridge_vlans: Vec::new(),
     };
     assert_eq!(
         texts(&plan_renames(
@@ -109,6 +112,7 @@ fn swapped_names_go_through_temporary_names() {
 #[test]
 fn mac_order_uses_the_permanent_mac_not_the_one_a_bond_gave() {
     let lan = Lan {
+        bond_modes: None,
         discovery: LanDiscovery::MacOrder,
         ports: vec![
             LanPort {
@@ -128,6 +132,7 @@ fn mac_order_uses_the_permanent_mac_not_the_one_a_bond_gave() {
     let observed = NetObserved {
         links: vec![second, nic("eth1", "0000:00:06.0", "00:11:32:00:00:02")],
         l3: Default::default(),
+        bridge_vlans: Vec::new(),
     };
     assert_eq!(
         port_assignment(&lan, &observed),
@@ -203,10 +208,17 @@ fn bonded_box() -> NetObserved {
             lan1,
             lan2,
             up("lo", LinkKind::Loopback, None),
-            up("tap-guest", LinkKind::Other, Some("vs0")),
-            up("vs0", LinkKind::Bridge, None),
+            up("tap-guest", LinkKind::Tap, Some("vs0")),
+            up(
+                "vs0",
+                LinkKind::Bridge {
+                    vlan_filtering: true,
+                },
+                None,
+            ),
         ],
         l3: Default::default(),
+        bridge_vlans: Vec::new(),
     }
 }
 
@@ -485,5 +497,58 @@ addresses = ["fd00::10/64"]
     assert!(
         !built.iter().any(|a| a.contains("DNS")),
         "the lease owns resolv.conf: {built:?}"
+    );
+}
+
+#[test]
+fn a_vswitch_made_before_vlan_filtering_gets_it_and_a_guest_vlan_reaches_its_uplink() {
+    let mut observed = bonded_box();
+    for link in &mut observed.links {
+        if link.name == "vs0" {
+            link.kind = LinkKind::Bridge {
+                vlan_filtering: false,
+            };
+        }
+    }
+    observed.bridge_vlans = vec![
+        crate::network::bridge_vlans::BridgeVlan {
+            port: "tap-guest".into(),
+            vid: 7,
+            pvid: true,
+            untagged: true,
+        },
+        crate::network::bridge_vlans::BridgeVlan {
+            port: "bond0".into(),
+            vid: 99,
+            pvid: false,
+            untagged: false,
+        },
+    ];
+    assert_eq!(
+        texts(&plan(&spec(BONDED), &lan_pci(), &observed)),
+        [
+            "turn on VLAN filtering on vSwitch vs0",
+            "stop carrying VLAN 99 tagged on bond0 (vSwitch vs0)",
+            "carry VLAN 7 tagged on bond0 (vSwitch vs0)",
+        ]
+    );
+}
+
+#[test]
+fn a_host_vlan_on_a_new_vswitch_is_carried_by_the_bridge_and_its_uplink() {
+    let text = "[[network.vswitches]]\nname = \"vmnet\"\nuplink = \"lan1\"\n\
+                [[network.vlans]]\nparent = \"vmnet\"\nid = 42\n";
+    let actions = texts(&plan(&spec(text), &lan_pci(), &fresh_box()));
+    let position = |text: &str| {
+        actions
+            .iter()
+            .position(|a| a == text)
+            .unwrap_or_else(|| panic!("{text:?} missing from {actions:?}"))
+    };
+    assert!(
+        position("add lan1 to vmnet") < position("carry VLAN 42 tagged on lan1 (vSwitch vmnet)")
+    );
+    assert!(
+        position("create vSwitch vmnet") < position("carry VLAN 42 tagged on vSwitch vmnet itself")
     );
 }
