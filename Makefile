@@ -34,20 +34,34 @@ image: binaries ## Build build/image/{vmlinuz,initramfs.img,cairn.img}
 		--console $(RELEASE_DIR)/cairn-console --cairnctl $(RELEASE_DIR)/cairnctl \
 		--out $(IMAGE_DIR)
 
+# Tools for the test peer VM only (never in the appliance image): binaries named here, from
+# the packages of image-builder/packages-test.lock, with their libraries.
+TEST_TOOLS := dnsmasq
+
+.PHONY: test-tools
+test-tools: deps ## Build build/image/test-tools.cpio: the test peer's Debian tools (dnsmasq)
+	cargo run --release --locked -p image-builder -- test-tools \
+		$(foreach tool,$(TEST_TOOLS),--tool $(tool)) --out $(IMAGE_DIR)/test-tools.cpio
+
 .PHONY: reproducible
-reproducible: image ## Build the image a second time from scratch and require identical bytes
+reproducible: image test-tools ## Build the image a second time from scratch and require identical bytes
 	cargo run --release --locked -p image-builder -- build \
 		--init $(RELEASE_DIR)/cairn-init --hostd $(RELEASE_DIR)/hostd \
 		--console $(RELEASE_DIR)/cairn-console --cairnctl $(RELEASE_DIR)/cairnctl \
 		--out build/image-again --work build/work-again
-	@for f in vmlinuz initramfs.img cairn.img; do \
+	cargo run --release --locked -p image-builder -- test-tools \
+		$(foreach tool,$(TEST_TOOLS),--tool $(tool)) --out build/image-again/test-tools.cpio \
+		--work build/work-again
+	@for f in vmlinuz initramfs.img cairn.img test-tools.cpio; do \
 		if cmp -s $(IMAGE_DIR)/$$f build/image-again/$$f; then echo "reproducible: $$f identical"; \
 		else echo "reproducible: $$f differs between two builds of the same inputs" >&2; exit 1; fi; \
 	done
 
 .PHONY: lock
-lock: deps ## Re-resolve image-builder/packages.toml against Debian and rewrite the lock
+lock: deps ## Re-resolve image-builder/packages{,-test}.toml against Debian and rewrite the locks
 	cargo run --release --locked -p image-builder -- lock
+	cargo run --release --locked -p image-builder -- lock \
+		--packages image-builder/packages-test.toml --lock image-builder/packages-test.lock
 
 .PHONY: run
 run: image ## Boot the qemu-x86_64 board with its serial console on this terminal (Ctrl-A X quits)
@@ -80,7 +94,7 @@ check: deps ## fmt, clippy and the unit tests (no root, no QEMU)
 	cargo test --locked --workspace
 
 .PHONY: test
-test: check image reproducible ## Everything CI runs: check, reproducibility, the image booted in QEMU
+test: check image test-tools reproducible ## Everything CI runs: check, reproducibility, the image booted in QEMU
 	cargo test --locked -p qemu-tests --features vm-tests -- --test-threads=2
 
 .PHONY: bench

@@ -74,13 +74,22 @@ pub struct AwaitingLink {
     applied: Applied,
 }
 
-/// The safe apply's check: the management interface must reach the wire within the grace
-/// period (a cable, a switch port that came up). `has_link` looks once; `Err` says why the
-/// window closed without it.
+/// One look at the management interface during a safe apply's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    NoLink,
+    /// Linked, but `dhcp4` has no lease yet.
+    NoLease,
+    Confirmed,
+}
+
+/// The safe apply's check: the management interface must reach the wire (a cable, a switch
+/// port that came up) and, with `dhcp4`, hold a lease within the grace period. `look`
+/// looks once; `Err` says why the window closed without it.
 pub fn wait_for_link(
     pending: &AwaitingLink,
     job: &Job,
-    has_link: &mut dyn FnMut() -> bool,
+    look: &mut dyn FnMut() -> Reach,
 ) -> Result<(), String> {
     let name = pending.management.interface.as_str();
     let seconds = pending.management.confirm_seconds();
@@ -95,13 +104,16 @@ pub fn wait_for_link(
                 "cancelled while confirming the management link on {name}"
             ));
         }
-        if has_link() {
+        let reach = look();
+        if reach == Reach::Confirmed {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "the management interface {name} had no link within {seconds} s"
-            ));
+            return Err(if reach == Reach::NoLease {
+                format!("the management interface {name} had no DHCP lease within {seconds} s")
+            } else {
+                format!("the management interface {name} had no link within {seconds} s")
+            });
         }
         std::thread::sleep(CONFIRM_POLL);
     }
@@ -123,6 +135,9 @@ pub struct Core<S: System, F: Filesystem = OsFilesystem> {
     persistent: bool,
     uptime: fn() -> Option<f64>,
     reconcile_error: Option<String>,
+    /// The DHCP client, told after every apply and reconcile what the committed document
+    /// asks; none in tests that do not need one.
+    dhcp: Option<network::dhcp::DhcpHandle>,
 }
 
 impl<S: System, F: Filesystem> Core<S, F> {
@@ -146,6 +161,27 @@ impl<S: System, F: Filesystem> Core<S, F> {
             persistent,
             uptime,
             reconcile_error: None,
+            dhcp: None,
+        }
+    }
+
+    /// The DHCP client this core drives (hostd's; tests may pass a detached one).
+    pub fn with_dhcp(mut self, dhcp: network::dhcp::DhcpHandle) -> Self {
+        self.dhcp = Some(dhcp);
+        self
+    }
+
+    /// Tells the DHCP client what `desired` asks (serve an interface, or release).
+    fn follow_dhcp(&self, desired: &DesiredState) {
+        if let Some(dhcp) = &self.dhcp {
+            dhcp.follow(desired.network.management.as_ref());
+        }
+    }
+
+    /// The same for whatever the store holds now (after a rollback or a reconcile).
+    fn follow_committed_dhcp(&self) {
+        if let Ok(committed) = self.current() {
+            self.follow_dhcp(&committed.map(|(_, state)| state).unwrap_or_default());
         }
     }
 
@@ -197,7 +233,9 @@ impl<S: System, F: Filesystem> Core<S, F> {
     /// The board's ports and the kernel's bonds, vSwitches and VLANs.
     pub fn net_view(&self) -> Result<network::view::NetView, HostError> {
         let observed = self.system.observe().map_err(system_error)?;
-        Ok(network::view::view(&observed.network, &self.lan))
+        let mut view = network::view::view(&observed.network, &self.lan);
+        view.address.dhcp = self.dhcp.as_ref().and_then(|dhcp| dhcp.status());
+        Ok(view)
     }
 
     /// The document of a kept generation, for a rollback (which is an apply of it).
@@ -265,6 +303,8 @@ impl<S: System, F: Filesystem> Core<S, F> {
         };
         match plan::apply(&actions, &mut watched) {
             Ok(done) => {
+                // Before the confirmation: with DHCP, the lease is what it waits for.
+                self.follow_dhcp(desired);
                 let applied = Applied {
                     generation: generation.get(),
                     actions: done.iter().map(ToString::to_string).collect(),
@@ -290,6 +330,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 if confirm.is_some() {
                     self.clear_unconfirmed();
                 }
+                self.follow_committed_dhcp();
                 let mut message = if cancelled {
                     format!(
                         "Cancelled before \"{}\"; {}",
@@ -314,13 +355,23 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// One look at the box: whether the management interface of `pending` reaches a
-    /// cabled port (through its bond or vSwitch).
-    pub fn link_confirmed(&self, pending: &AwaitingLink) -> bool {
-        self.system.observe().ok().is_some_and(|observed| {
-            observed
-                .network
-                .reaches_wire(pending.management.interface.as_str())
-        })
+    /// cabled port (through its bond or vSwitch) and, with `dhcp4`, holds a lease.
+    pub fn link_confirmed(&self, pending: &AwaitingLink) -> Reach {
+        let name = pending.management.interface.as_str();
+        let has_link = self
+            .system
+            .observe()
+            .ok()
+            .is_some_and(|observed| observed.network.reaches_wire(name));
+        // With DHCP, reachable means a lease too: a link into a network with no DHCP
+        // server (the wrong VLAN, the wrong port) leaves the box unreachable.
+        let has_lease = !pending.management.dhcp4
+            || self.dhcp.as_ref().is_some_and(|dhcp| dhcp.has_lease(name));
+        match (has_link, has_lease) {
+            (false, _) => Reach::NoLink,
+            (true, false) => Reach::NoLease,
+            (true, true) => Reach::Confirmed,
+        }
     }
 
     /// Ends a safe apply: keeps it when the link was confirmed, otherwise undoes its
@@ -339,6 +390,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
             Err(why) => {
                 let message =
                     self.reject(&pending.done, pending.previous, pending.generation, &why);
+                self.follow_committed_dhcp();
                 Err(if job.cancel_requested() {
                     HostError::Cancelled(message)
                 } else {
@@ -418,6 +470,8 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 plan::apply(&actions, &mut self.system)
                     .map_err(|failure| HostError::ApplyFailed(crate::api::chain(&failure)))
             });
+        // Even when the reconcile failed: the lease does not depend on every action.
+        self.follow_dhcp(&desired);
         match result {
             Ok(done) => {
                 self.reconcile_error = None;

@@ -134,7 +134,10 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     };
     let store = StateStore::open(dir).map_err(StartError::Store)?;
     let system: Box<dyn System> = Box::new(LiveSystem::default());
-    let mut core = Core::new(store, system, board.clone(), persistent, api::system_uptime);
+    // The DHCP client runs on this runtime; the core tells it what each document asks.
+    let (dhcp, dhcp_task) = hostd::network::dhcp::DhcpHandle::spawn();
+    let mut core = Core::new(store, system, board.clone(), persistent, api::system_uptime)
+        .with_dhcp(dhcp.clone());
     // Before serving: after a reboot or a crash mid-apply the box follows the committed
     // document again. A failure is reported in the status, not fatal: the admin needs the
     // API to fix it. On a blocking thread: network actions run their own netlink runtime.
@@ -210,6 +213,8 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
             Exit::BusLost
         }
     };
+    // A clean stop gives the lease back (RELEASE) and takes the address off.
+    dhcp.stop(dhcp_task).await;
     Ok(exit)
 }
 

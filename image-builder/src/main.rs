@@ -7,6 +7,7 @@ mod debian;
 mod error;
 mod pipeline;
 mod progress;
+mod test_tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,24 @@ enum Command {
     },
     /// Builds vmlinuz, initramfs.img, cairn.img and manifest.json.
     Build(Box<BuildArgs>),
+    /// Writes the test peer's tool archive (newc) from the test packages' lock: the tools
+    /// named and their libraries. Never part of the appliance image.
+    TestTools {
+        /// Default: image-builder/packages-test.lock.
+        #[arg(long)]
+        lock: Option<PathBuf>,
+        /// A tool's file name in the packages' bin directories; repeat for several.
+        #[arg(long = "tool", required = true)]
+        tools: Vec<String>,
+        #[arg(long, default_value = "build/image/test-tools.cpio")]
+        out: PathBuf,
+        #[arg(long, default_value = "build/work")]
+        work: PathBuf,
+        #[arg(long, env = "CAIRN_CACHE_DIR")]
+        cache: Option<PathBuf>,
+        #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
+        source_date_epoch: i64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -129,6 +148,30 @@ fn run(cli: Cli) -> Result<(), BuildError> {
             Ok(())
         }
         Command::Build(arguments) => build_image(*arguments),
+        Command::TestTools {
+            lock,
+            tools,
+            out,
+            work,
+            cache,
+            source_date_epoch,
+        } => {
+            let bytes = test_tools::build(&test_tools::TestToolsOptions {
+                lock_path: lock.unwrap_or_else(debian::test_lock_path),
+                cache_dir: cache.unwrap_or_else(default_cache_dir),
+                work_dir: work,
+                out: out.clone(),
+                tools: tools.clone(),
+                source_date_epoch,
+            })?;
+            eprintln!(
+                "test tools ({}) in {}: {:.1} MiB",
+                tools.join(", "),
+                out.display(),
+                mib(bytes)
+            );
+            Ok(())
+        }
     }
 }
 

@@ -13,6 +13,8 @@ pub const IMAGE_DIR_ENV: &str = "CAIRN_IMAGE_DIR";
 pub const KERNEL_FILE: &str = "vmlinuz";
 pub const INITRAMFS_FILE: &str = "initramfs.img";
 pub const DISK_FILE: &str = "cairn.img";
+/// The test peer's Debian tools (`make test-tools`); not part of the appliance.
+pub const TEST_TOOLS_FILE: &str = "test-tools.cpio";
 
 #[derive(Debug, Error)]
 pub enum ImageError {
@@ -21,6 +23,10 @@ pub enum ImageError {
          (or set {IMAGE_DIR_ENV} to a directory holding vmlinuz, initramfs.img and cairn.img)"
     )]
     Missing { dir: PathBuf, missing: String },
+    #[error(
+        "The test peer's tool archive {path} is missing. Run `make test-tools` (`make test` does)"
+    )]
+    MissingTestTools { path: PathBuf },
 }
 
 /// The workspace root, known at compile time (this crate lives one level below it).
@@ -39,6 +45,17 @@ pub struct Image {
 }
 
 impl Image {
+    /// The test peer's tool archive beside the image (dnsmasq, …); an error, not a skip,
+    /// when it was not built.
+    pub fn test_tools(&self) -> Result<PathBuf, ImageError> {
+        let path = self.dir.join(TEST_TOOLS_FILE);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(ImageError::MissingTestTools { path })
+        }
+    }
+
     /// The image in `CAIRN_IMAGE_DIR`, or in `<workspace>/build/image`.
     pub fn from_env() -> Result<Self, ImageError> {
         let dir = std::env::var_os(IMAGE_DIR_ENV)

@@ -61,7 +61,7 @@ pub enum PeerError {
     Accel(#[from] BuildError),
     #[error("Cannot write the peer's init archive")]
     Newc(#[from] NewcError),
-    #[error("Cannot read the appliance initramfs {path}")]
+    #[error("Cannot read the initramfs archive {path}")]
     ReadInitramfs {
         path: PathBuf,
         #[source]
@@ -298,6 +298,8 @@ pub struct PeerLaunch {
     name: String,
     nics: Vec<Nic>,
     ports: Vec<PeerPort>,
+    /// newc archives unpacked over the appliance's root before `/peer-init`'s.
+    archives: Vec<PathBuf>,
 }
 
 impl PeerLaunch {
@@ -307,7 +309,15 @@ impl PeerLaunch {
             name: name.to_owned(),
             nics: cabling.peer_nics(),
             ports: cabling.peer_ports(),
+            archives: Vec::new(),
         }
+    }
+
+    /// Adds an uncompressed newc archive to the peer's root: test tools the appliance does
+    /// not carry (`Image::test_tools`, dnsmasq).
+    pub fn archive(mut self, path: &std::path::Path) -> Self {
+        self.archives.push(path.to_owned());
+        self
     }
 }
 
@@ -324,7 +334,7 @@ impl Peer {
     pub fn launch(image: &Image, launch: PeerLaunch) -> Result<Self, PeerError> {
         let dir = WorkDir::new(&launch.name)?;
         let initramfs = dir.join("peer-initramfs.img");
-        write_initramfs(image, &launch.ports, &initramfs)?;
+        write_initramfs(image, &launch.ports, &launch.archives, &initramfs)?;
         let mut builder = QemuBuilder::new()
             .accel(Accel::from_env()?)
             .memory_mib(PEER_MEMORY_MIB)
@@ -418,19 +428,25 @@ impl Peer {
     }
 }
 
-/// The appliance's initramfs followed by the archive holding `/peer-init`.
+/// The appliance's initramfs, then the extra `archives`, then the archive holding
+/// `/peer-init`.
 fn write_initramfs(
     image: &Image,
     ports: &[PeerPort],
+    archives: &[PathBuf],
     to: &std::path::Path,
 ) -> Result<(), PeerError> {
-    let mut bytes = std::fs::read(&image.initramfs).map_err(|source| PeerError::ReadInitramfs {
-        path: image.initramfs.clone(),
-        source,
-    })?;
-    // The kernel looks for the next archive's magic on a 4-byte boundary.
-    while !bytes.len().is_multiple_of(4) {
-        bytes.push(0);
+    let mut bytes = Vec::new();
+    for path in std::iter::once(&image.initramfs).chain(archives) {
+        let archive = std::fs::read(path).map_err(|source| PeerError::ReadInitramfs {
+            path: path.clone(),
+            source,
+        })?;
+        bytes.extend_from_slice(&archive);
+        // The kernel looks for the next archive's magic on a 4-byte boundary.
+        while !bytes.len().is_multiple_of(4) {
+            bytes.push(0);
+        }
     }
     let mut archive = NewcWriter::new();
     archive.file(

@@ -166,6 +166,15 @@ impl WiredPair {
     /// Boots the appliance (its ports listening) and then the peer (connecting), and waits
     /// for both. `name` labels both VMs.
     pub fn boot(image: &Image, name: &str) -> Result<Self, WiredError> {
+        Self::boot_with_archives(image, name, &[])
+    }
+
+    /// [`WiredPair::boot`] with extra newc archives in the peer's root (test tools).
+    pub fn boot_with_archives(
+        image: &Image,
+        name: &str,
+        peer_archives: &[std::path::PathBuf],
+    ) -> Result<Self, WiredError> {
         let mut tries = 1;
         let (mut appliance, cabling) = loop {
             let cabling = Cabling::qemu_x86_64()?;
@@ -179,7 +188,11 @@ impl WiredPair {
                 Err(e) => return Err(e.into()),
             }
         };
-        let mut peer = Peer::launch(image, PeerLaunch::new(&format!("{name}-peer"), &cabling))?;
+        let launch = peer_archives.iter().fold(
+            PeerLaunch::new(&format!("{name}-peer"), &cabling),
+            |launch, archive| launch.archive(archive),
+        );
+        let mut peer = Peer::launch(image, launch)?;
         peer.wait_ready(timeouts::peer_ready())?;
         appliance.wait_ready(timeouts::ready_direct())?;
         // Kernel messages (bonding's link changes) on ttyS0 would land inside command

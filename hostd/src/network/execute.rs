@@ -19,7 +19,7 @@ use super::plan::NetAction;
 use crate::state::{BondMode, LacpRate, XmitHashPolicy};
 
 /// Replaces resolv.conf whole: a reader never sees half a file.
-fn write_resolv_conf(servers: &[std::net::IpAddr]) -> std::io::Result<()> {
+pub(crate) fn write_resolv_conf(servers: &[std::net::IpAddr]) -> std::io::Result<()> {
     let path = std::path::Path::new(l3::RESOLV_CONF);
     let temporary = path.with_extension("conf.cairn-tmp");
     std::fs::write(&temporary, l3::render_resolv_conf(servers))?;

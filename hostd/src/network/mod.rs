@@ -9,10 +9,13 @@
 //! - [`taps`]: attaching and detaching a guest's port, outside the document.
 //! - [`defaults`], [`board_check`], [`view`]: the first boot's network, what only the board
 //!   can refuse, and what `cairnctl net` shows.
+//! - [`dhcp`]: the management address from a DHCPv4 lease (a client task beside the
+//!   planner: the lease is the server's state, not the document's).
 
 pub mod board_check;
 pub mod bridge_vlans;
 pub mod defaults;
+pub mod dhcp;
 pub mod execute;
 pub mod l3;
 pub mod observe;

@@ -723,7 +723,9 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
 
 /// The management address's actions: `(removals, additions)`. Only hostd's own addresses
 /// and routes are observed (see `l3.rs`), so anything not wanted is removed; DNS is left
-/// alone when the document has no management section.
+/// alone when the document has no management section. A DHCP lease's address (finite
+/// lifetimes, so not permanent) and route (protocol `dhcp`) are not observed here: the DHCP
+/// client owns them, and this plan never removes them.
 fn plan_management(
     spec: &NetworkSpec,
     renamed: &dyn Fn(&str) -> String,
@@ -783,7 +785,10 @@ fn plan_management(
             interface: interface.clone(),
         });
     }
+    // With DHCP the client writes resolv.conf (the document's servers, then the lease's):
+    // planning it here would undo the lease at every apply.
     if let Some(management) = &spec.management
+        && !management.dhcp4
         && management.dns != l3.dns
     {
         additions.push(NetAction::SetDns {

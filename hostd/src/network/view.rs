@@ -29,6 +29,9 @@ pub struct AddressView {
     /// `via gateway on interface`.
     pub default_routes: Vec<String>,
     pub dns: Vec<String>,
+    /// The DHCP client's lease, when the document asks for `dhcp4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<super::dhcp::DhcpView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +205,10 @@ impl NetView {
                 text.push_str(&format!("\n{line}"));
                 any = true;
             }
+            if let Some(dhcp) = &self.address.dhcp {
+                text.push_str(&render_dhcp(dhcp));
+                any = true;
+            }
             if !any {
                 text.push_str("\nnone (no network.management in the document)");
             }
@@ -240,6 +247,32 @@ impl NetView {
             Section::Taps => value["taps"].clone(),
         }
     }
+}
+
+/// The lease's lines under ADDRESS: `dhcp` first, then its details indented.
+fn render_dhcp(dhcp: &super::dhcp::DhcpView) -> String {
+    let mut text = format!(
+        "\ndhcp on {}: {}{}",
+        dhcp.interface,
+        dhcp.state,
+        dhcp.address
+            .as_deref()
+            .map_or_else(String::new, |a| format!(", lease {a}"))
+    );
+    let details = [
+        ("server", dhcp.server.clone()),
+        ("router", dhcp.router.clone()),
+        ("dns", (!dhcp.dns.is_empty()).then(|| dhcp.dns.join(", "))),
+        ("obtained", dhcp.obtained.clone()),
+        ("renews at", dhcp.renews_at.clone()),
+        ("expires", dhcp.expires.clone()),
+    ];
+    for (name, value) in details {
+        if let Some(value) = value {
+            text.push_str(&format!("\n  {name:<9} {value}"));
+        }
+    }
+    text
 }
 
 pub fn view(observed: &NetObserved, lan: &Lan) -> NetView {
@@ -342,6 +375,7 @@ pub fn view(observed: &NetObserved, lan: &Lan) -> NetView {
             .map(|r| format!("via {} on {}", r.gateway, r.interface))
             .collect(),
         dns: l3.dns.iter().map(ToString::to_string).collect(),
+        dhcp: None,
     };
     NetView {
         ports,
@@ -429,5 +463,38 @@ mod tests {
             Some("lan2   absent -       -                 0000:00:04.0 -")
         );
         assert_eq!(seen.json(Section::Bonds)[0]["members"][0], "lan1");
+    }
+
+    #[test]
+    fn the_lease_shows_under_address_with_its_times() {
+        let view = NetView {
+            ports: Vec::new(),
+            bonds: Vec::new(),
+            vswitches: Vec::new(),
+            vlans: Vec::new(),
+            taps: Vec::new(),
+            address: AddressView {
+                dhcp: Some(crate::network::dhcp::DhcpView {
+                    interface: "vmnet".into(),
+                    state: "bound".into(),
+                    address: Some("10.7.0.50/24".into()),
+                    server: Some("10.7.0.1".into()),
+                    router: Some("10.7.0.1".into()),
+                    dns: vec!["10.7.0.1".into()],
+                    obtained: Some("2026-11-25T04:00:00Z".into()),
+                    renews_at: Some("2026-11-25T04:00:30Z".into()),
+                    expires: Some("2026-11-25T04:02:00Z".into()),
+                }),
+                ..AddressView::default()
+            },
+        };
+        assert_eq!(
+            view.render(Section::Address),
+            "ADDRESS\ndhcp on vmnet: bound, lease 10.7.0.50/24\n  server    10.7.0.1\n  router    10.7.0.1\n  dns       10.7.0.1\n  obtained  2026-11-25T04:00:00Z\n  renews at 2026-11-25T04:00:30Z\n  expires   2026-11-25T04:02:00Z"
+        );
+        assert_eq!(
+            view.json(Section::Address)["dhcp"]["address"],
+            "10.7.0.50/24"
+        );
     }
 }

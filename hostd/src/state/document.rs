@@ -48,6 +48,8 @@ pub(crate) struct Network {
 pub(crate) struct Management {
     pub interface: String,
     #[serde(default)]
+    pub dhcp4: bool,
+    #[serde(default)]
     pub addresses: Vec<String>,
     #[serde(default)]
     pub gateway: Option<String>,

@@ -1,9 +1,13 @@
 //! The management address: where the appliance itself is reached (the API, the cluster),
-//! as static addresses on one interface, with a default gateway and DNS servers.
+//! on one interface: static addresses with a default gateway and DNS servers, or an IPv4
+//! address from DHCP (`dhcp4 = true`, served by `network::dhcp`), with static IPv6 beside it.
 //!
-//! Static addressing is what cluster mode requires; DHCP is not offered yet. `confirm_s` is
-//! the grace period of a safe apply: a change that leaves the management interface without
-//! a link for that long is rolled back on its own.
+//! `dhcp4` names the family on purpose (as netplan's key does): the lease gives one IPv4
+//! address, its router and DNS servers, so a static IPv4 address or gateway beside it is
+//! refused, while IPv6 addresses and an IPv6 gateway may stay static. Static addressing is
+//! what cluster mode requires. `confirm_s` is the grace period of a safe apply: a change
+//! that leaves the management interface without a link (and, with DHCP, without a lease)
+//! for that long is rolled back on its own.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -23,6 +27,9 @@ pub const CONFIRM_S_RANGE: (u32, u32) = (5, 600);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Management {
     pub interface: InterfaceName,
+    /// The IPv4 address, default route and DNS servers come from a DHCP lease.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dhcp4: bool,
     pub addresses: Vec<IpPrefix>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<IpAddr>,
@@ -126,6 +133,7 @@ pub(super) fn convert(doc: &document::Management, errors: &mut Errors) -> Option
     );
     Some(Management {
         interface: interface?,
+        dhcp4: doc.dhcp4,
         addresses: addresses?,
         gateway: gateway?,
         dns: dns?,
@@ -169,13 +177,15 @@ pub(super) fn check(
             ),
         );
     }
-    if management.addresses.is_empty() {
+    if management.addresses.is_empty() && !management.dhcp4 {
         errors.push(
             format!("{path}.addresses"),
-            "empty (expected at least one address, e.g. 192.168.1.10/24)",
+            "empty (expected at least one address, e.g. 192.168.1.10/24, or dhcp4 = true)",
         );
     }
-    if let Some(gateway) = management.gateway
+    if management.dhcp4 {
+        check_beside_dhcp4(management, errors);
+    } else if let Some(gateway) = management.gateway
         && !management
             .addresses
             .iter()
@@ -188,6 +198,31 @@ pub(super) fn check(
                 if gateway.is_ipv4() { 4 } else { 6 }
             ),
         );
+    }
+}
+
+/// With `dhcp4 = true` the lease owns IPv4: a static IPv4 address or gateway would fight
+/// it. IPv6 stays static (DHCPv6 is not offered).
+fn check_beside_dhcp4(management: &Management, errors: &mut Errors) {
+    let path = "network.management";
+    for (i, address) in management.addresses.iter().enumerate() {
+        if address.address.is_ipv4() {
+            errors.push(
+                format!("{path}.addresses[{i}]"),
+                format!("{address} is IPv4 but dhcp4 = true takes the IPv4 address from the lease (expected IPv6 addresses only, or dhcp4 = false)"),
+            );
+        }
+    }
+    match management.gateway {
+        Some(gateway @ IpAddr::V4(_)) => errors.push(
+            format!("{path}.gateway"),
+            format!("{gateway} is IPv4 but with dhcp4 = true the lease's router is the IPv4 gateway (expected an IPv6 gateway or none)"),
+        ),
+        Some(gateway @ IpAddr::V6(_)) if !management.addresses.iter().any(|a| a.address.is_ipv6()) => errors.push(
+            format!("{path}.gateway"),
+            format!("{gateway} is IPv6 but no address is (expected a gateway in the family of an address)"),
+        ),
+        Some(IpAddr::V6(_)) | None => {}
     }
 }
 

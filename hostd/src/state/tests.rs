@@ -662,6 +662,55 @@ fn management_fields_are_checked_with_what_would_be_right() {
 }
 
 #[test]
+fn dhcp4_takes_ipv4_from_the_lease_and_leaves_ipv6_static() {
+    let base = "version = 1\n[network.management]\ninterface = \"lan1\"\ndhcp4 = true\n";
+    let dhcp_only =
+        DesiredState::from_toml(base).expect("dhcp4 alone is a whole management section");
+    let management = dhcp_only.network.management.as_ref().expect("management");
+    assert!(management.dhcp4);
+    assert!(management.addresses.is_empty());
+    assert!(
+        dhcp_only.to_toml().contains("dhcp4 = true"),
+        "the flag survives a round trip through the store"
+    );
+    let with_v6 = format!(
+        "{base}addresses = [\"fd00::10/64\"]\ngateway = \"fd00::1\"\ndns = [\"fd00::53\"]\n"
+    );
+    assert!(DesiredState::from_toml(&with_v6).is_ok());
+
+    let clashing =
+        format!("{base}addresses = [\"fd00::10/64\", \"10.0.0.2/24\"]\ngateway = \"10.0.0.1\"\n");
+    let errors: Vec<String> = DesiredState::from_toml(&clashing)
+        .expect_err("refused")
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "network.management.addresses[1]: 10.0.0.2/24 is IPv4 but dhcp4 = true takes the IPv4 address from the lease (expected IPv6 addresses only, or dhcp4 = false)",
+            "network.management.gateway: 10.0.0.1 is IPv4 but with dhcp4 = true the lease's router is the IPv4 gateway (expected an IPv6 gateway or none)",
+        ]
+    );
+    let nothing = "version = 1\n[network.management]\ninterface = \"lan1\"\n";
+    let errors: Vec<String> = DesiredState::from_toml(nothing)
+        .expect_err("refused")
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "network.management.addresses: empty (expected at least one address, e.g. 192.168.1.10/24, or dhcp4 = true)"
+        ]
+    );
+    let not_a_bool = "version = 1\n[network.management]\ninterface = \"lan1\"\ndhcp4 = \"yes\"\n";
+    assert!(DesiredState::from_toml(not_a_bool).is_err());
+}
+
+#[test]
 fn vlan_1_on_a_vswitch_is_its_native_vlan() {
     let text = good_with(
         "[[storage.volumes]]",

@@ -172,7 +172,7 @@ fn install_file(source: &Path, target: &Path, executable: bool) -> Result<(), Ro
     fs::set_permissions(target, fs::Permissions::from_mode(mode)).map_err(io_error(target))
 }
 
-fn install_symlink(target: &str, link: &Path) -> Result<(), RootfsError> {
+pub fn install_symlink(target: &str, link: &Path) -> Result<(), RootfsError> {
     if let Some(parent) = link.parent() {
         fs::create_dir_all(parent).map_err(io_error(parent))?;
     }
@@ -193,6 +193,57 @@ pub fn find_tool(debroot: &Path, tool: &str) -> Option<PathBuf> {
         .iter()
         .map(|dir| PathBuf::from(dir).join(tool))
         .find(|relative| debroot.join(relative).exists())
+}
+
+/// Copies Debian `tools` (by file name, from the usual bin directories of `debroot`) to
+/// the same paths under `root`, with their interpreter and the library closure their ELF
+/// headers ask for, all taken from `debroot`, never from the build host. The appliance's
+/// root and the test peer's tool archive are both made this way.
+pub fn install_tools(debroot: &Path, root: &Path, tools: &[&str]) -> Result<(), RootfsError> {
+    let mut tool_sources = Vec::new();
+    for tool in tools {
+        let relative = find_tool(debroot, tool).ok_or_else(|| RootfsError::ToolMissing {
+            tool: tool.to_string(),
+        })?;
+        let real = resolve_in_root(debroot, &debroot.join(&relative))?;
+        install_file(&real, &root.join(&relative), true)?;
+        tool_sources.push(real);
+    }
+    let libraries = elf::library_closure(debroot, &tool_sources)?;
+    let mut interpreters = Vec::new();
+    for source in &tool_sources {
+        if let Some(needs) = elf::read_needs(source)?
+            && let Some(interpreter) = needs.interpreter
+            && !interpreters.contains(&interpreter)
+        {
+            interpreters.push(interpreter);
+        }
+    }
+    for interpreter in &interpreters {
+        // /lib64/… in the binary; /usr/lib64/… in the merged tree of the image.
+        let relative = interpreter.trim_start_matches('/');
+        // Packages unpacked without base-files have no /lib64 -> usr/lib64 link yet.
+        let candidate = [PathBuf::from(relative), Path::new("usr").join(relative)]
+            .into_iter()
+            .map(|path| debroot.join(path))
+            .find(|path| fs::symlink_metadata(path).is_ok())
+            .ok_or_else(|| ElfError::Unsatisfied {
+                binary: "the Debian tools".to_string(),
+                library: interpreter.clone(),
+            })?;
+        let in_debroot = resolve_in_root(debroot, &candidate)?;
+        let target = root.join("usr").join(relative.trim_start_matches("usr/"));
+        install_file(&in_debroot, &target, true)?;
+    }
+    for (soname, location) in &libraries {
+        let real = resolve_in_root(debroot, location)?;
+        install_file(
+            &real,
+            &root.join("usr/lib/x86_64-linux-gnu").join(soname),
+            true,
+        )?;
+    }
+    Ok(())
 }
 
 /// Builds the whole root under `root` (which must be empty); returns the number of ELF
@@ -245,50 +296,7 @@ pub fn assemble(root: &Path, inputs: &RootInputs) -> Result<usize, RootfsError> 
         install_file(firmware, &root.join("usr/share/cairn/hypervisor-fw"), false)?;
     }
 
-    // Debian tools and their library closure.
-    let mut tool_sources = Vec::new();
-    for tool in TOOLS {
-        let relative = find_tool(inputs.debroot, tool).ok_or_else(|| RootfsError::ToolMissing {
-            tool: tool.to_string(),
-        })?;
-        let real = resolve_in_root(inputs.debroot, &inputs.debroot.join(&relative))?;
-        install_file(&real, &root.join(&relative), true)?;
-        tool_sources.push(real);
-    }
-    let libraries = elf::library_closure(inputs.debroot, &tool_sources)?;
-    let mut interpreters = Vec::new();
-    for source in &tool_sources {
-        if let Some(needs) = elf::read_needs(source)?
-            && let Some(interpreter) = needs.interpreter
-            && !interpreters.contains(&interpreter)
-        {
-            interpreters.push(interpreter);
-        }
-    }
-    for interpreter in &interpreters {
-        // /lib64/… in the binary; /usr/lib64/… in the merged tree of the image.
-        let relative = interpreter.trim_start_matches('/');
-        // Packages unpacked without base-files have no /lib64 -> usr/lib64 link yet.
-        let candidate = [PathBuf::from(relative), Path::new("usr").join(relative)]
-            .into_iter()
-            .map(|path| inputs.debroot.join(path))
-            .find(|path| fs::symlink_metadata(path).is_ok())
-            .ok_or_else(|| ElfError::Unsatisfied {
-                binary: "the Debian tools".to_string(),
-                library: interpreter.clone(),
-            })?;
-        let in_debroot = resolve_in_root(inputs.debroot, &candidate)?;
-        let target = root.join("usr").join(relative.trim_start_matches("usr/"));
-        install_file(&in_debroot, &target, true)?;
-    }
-    for (soname, location) in &libraries {
-        let real = resolve_in_root(inputs.debroot, location)?;
-        install_file(
-            &real,
-            &root.join("usr/lib/x86_64-linux-gnu").join(soname),
-            true,
-        )?;
-    }
+    install_tools(inputs.debroot, root, TOOLS)?;
     for applet in BUSYBOX_APPLETS {
         let link = root.join("usr/bin").join(applet);
         if !link.exists() {

@@ -22,8 +22,9 @@ use super::version::DebVersion;
 const LOCK_VERSION: u32 = 1;
 
 const HEADER: &str = "\
-# Debian packages the Cairn image is built from, pinned by SHA-256.
-# Generated from image-builder/packages.toml by `make lock` (image-builder lock): do not edit.
+# Debian packages the Cairn image (packages.lock) or its test peer (packages-test.lock) is
+# built from, pinned by SHA-256. Generated from the .toml of the same name by `make lock`
+# (image-builder lock): do not edit.
 # Refresh with `make lock` when Debian publishes a point release: superseded versions then
 # disappear from the mirrors and `make image` reports them as vanished.
 ";

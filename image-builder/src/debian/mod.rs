@@ -67,6 +67,11 @@ pub fn lock_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packages.lock")
 }
 
+/// `image-builder/packages-test.lock`: the test peer's packages (`image-builder test-tools`).
+pub fn test_lock_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packages-test.lock")
+}
+
 /// Resolves `request` against the mirror: verified InRelease → checked `Packages` indexes
 /// for the architecture and for `all` → the requested packages plus their library closure.
 pub fn resolve(

@@ -474,6 +474,33 @@ fn a_port_a_bond_lets_go_of_is_brought_up_again_for_its_vlan() {
 }
 
 #[test]
+fn with_dhcp4_the_plan_leaves_dns_and_ipv4_to_the_lease() {
+    let dhcp = r#"
+[[network.vswitches]]
+name = "vs0"
+uplink = "lan1"
+
+[network.management]
+interface = "vs0"
+dhcp4 = true
+addresses = ["fd00::10/64"]
+"#;
+    let mut observed = fresh_box();
+    // What the DHCP client wrote: the plan must not take it back.
+    observed.l3.dns = vec!["10.0.0.53".parse().expect("ip")];
+    let built = texts(&plan(&spec(dhcp), &lan_pci(), &observed));
+    assert_eq!(
+        built.last().map(String::as_str),
+        Some("add address fd00::10/64 to vs0"),
+        "{built:?}"
+    );
+    assert!(
+        !built.iter().any(|a| a.contains("DNS")),
+        "the lease owns resolv.conf: {built:?}"
+    );
+}
+
+#[test]
 fn a_vswitch_made_before_vlan_filtering_gets_it_and_a_guest_vlan_reaches_its_uplink() {
     let mut observed = bonded_box();
     for link in &mut observed.links {
