@@ -250,7 +250,7 @@ fn finish_job(job: &Job, result: Result<Applied, HostError>) {
 impl HostApi {
     /// JSON: board, uptime_seconds, generation, persistence, reconcile_error.
     async fn status(&self) -> Result<String, HostError> {
-        let status = self.core.lock().await.status()?;
+        let status = self.blocking(|core| core.status()).await?;
         Ok(serde_json::to_string(&status).expect("a status is strings, numbers and booleans"))
     }
 
@@ -295,6 +295,13 @@ impl HostApi {
     /// JSON: the board's ports and the kernel's bonds, vSwitches and VLANs.
     async fn net_show(&self) -> Result<String, HostError> {
         let view = self.blocking(|core| core.net_view()).await?;
+        Ok(serde_json::to_string(&view).expect("a view is strings, numbers and lists"))
+    }
+
+    /// JSON: the drives (slot, model, serial, size, kind, use) and the document's volumes
+    /// (state, space, profiles, members).
+    async fn storage_show(&self) -> Result<String, HostError> {
+        let view = self.blocking(|core| core.storage_view()).await?;
         Ok(serde_json::to_string(&view).expect("a view is strings, numbers and lists"))
     }
 
@@ -351,6 +358,7 @@ pub trait Host1 {
     fn config_history(&self) -> Result<Vec<(u64, u64)>, HostError>;
     fn config_rollback(&self, generation: u64) -> Result<OwnedObjectPath, HostError>;
     fn net_show(&self) -> Result<String, HostError>;
+    fn storage_show(&self) -> Result<String, HostError>;
     fn jobs(&self) -> Result<Vec<OwnedObjectPath>, HostError>;
     fn log(&self, since: u64, max: u32) -> Result<(u64, Vec<WireLogRecord>), HostError>;
 }

@@ -13,6 +13,7 @@ use clap_complete::Shell;
 use hostd::api::{self, Host1Proxy, HostError, Job1Proxy, Status, WireLogRecord};
 use hostd::jobs::{JobSnapshot, JobState};
 use hostd::network::view::{NetView, Section};
+use hostd::storage::view::StorageView;
 use serde_json::json;
 use zbus::OwnedObjectPath;
 
@@ -48,6 +49,9 @@ enum Command {
     /// The network as the box has it: ports, bonds, vSwitches, VLANs.
     #[command(subcommand)]
     Net(NetCommand),
+    /// Drives and Btrfs volumes as the box has them.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Long operations hostd runs: list, show, wait for, cancel.
     #[command(subcommand)]
     Job(JobCommand),
@@ -91,6 +95,14 @@ impl NetCommand {
             Self::Address => Section::Address,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// The drives: slot, device, HDD or SSD, size, model, serial, use, stable path.
+    Drives,
+    /// The document's volumes: state, profiles, space, member drives.
+    Volume,
 }
 
 #[derive(Debug, Subcommand)]
@@ -330,6 +342,20 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
                 view.json(command.section()).to_string()
             } else {
                 view.render(command.section())
+            }
+        }
+        Command::Storage(command) => {
+            let text = host.storage_show().await?;
+            let view: StorageView = serde_json::from_str(&text).map_err(CtlError::BadAnswer)?;
+            match (command, cli.json) {
+                (StorageCommand::Drives, true) => {
+                    serde_json::to_string(&view.drives).expect("drives are strings and numbers")
+                }
+                (StorageCommand::Volume, true) => {
+                    serde_json::to_string(&view.volumes).expect("volumes are strings and numbers")
+                }
+                (StorageCommand::Drives, false) => view.render_drives(),
+                (StorageCommand::Volume, false) => view.render_volumes(),
             }
         }
         Command::Job(command) => job_command(&connection, &host, command, cli.json).await?,
@@ -640,6 +666,9 @@ fn human_status(status: &Status) -> String {
     );
     if let Some(error) = &status.reconcile_error {
         text.push_str(&format!("\nDRIFT:        {error}"));
+    }
+    for alert in &status.alerts {
+        text.push_str(&format!("\nALERT:        {alert}"));
     }
     text
 }
