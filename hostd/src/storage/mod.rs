@@ -6,13 +6,17 @@
 //! - [`observe`]: drives, their contents and the mount table.
 //! - [`plan`]: pure: what the document asks that the drives refuse, and the actions.
 //! - [`execute`]: mkfs.btrfs and mount(2).
+//! - [`maintenance`]: replacing a drive and scrubbing, as jobs.
+//! - [`subvolumes`]: subvolumes, snapshots and clones through libbtrfsutil.
 //! - [`view`]: `cairnctl storage drives|volume` and the degraded alert in `cairnctl status`.
 
 pub mod drives;
 pub mod execute;
+pub mod maintenance;
 pub mod observe;
 pub mod plan;
 pub mod signature;
+pub mod subvolumes;
 pub mod view;
 
 use std::time::{Duration, Instant};

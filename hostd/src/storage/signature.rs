@@ -56,10 +56,18 @@ impl BtrfsMember {
 }
 
 pub fn read_head(device: &Path) -> io::Result<Vec<u8>> {
+    let file = std::fs::File::open(device)?;
+    // Btrfs writes its superblocks around the block device's page cache, so a cached head
+    // read before a mkfs or a replace would still say "blank": drop it and read afresh.
+    nix::fcntl::posix_fadvise(
+        &file,
+        0,
+        HEAD_BYTES as i64,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    )
+    .map_err(io::Error::from)?;
     let mut head = Vec::with_capacity(HEAD_BYTES);
-    std::fs::File::open(device)?
-        .take(HEAD_BYTES as u64)
-        .read_to_end(&mut head)?;
+    file.take(HEAD_BYTES as u64).read_to_end(&mut head)?;
     Ok(head)
 }
 
