@@ -107,7 +107,8 @@ pub fn mount_point(index: usize) -> String {
 /// drives in use. One path-level error each; an empty list lets the apply go on.
 pub fn check(spec: &StorageSpec, observed: &StorageObserved) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    let offered: Vec<String> = observed
+    // Sorted: kernel names follow probe order, which the admin cannot see.
+    let mut offered: Vec<String> = observed
         .drives
         .iter()
         .filter(|drive| !drive.sys.is_boot_device())
@@ -119,6 +120,7 @@ pub fn check(spec: &StorageSpec, observed: &StorageObserved) -> Vec<FieldError> 
                 .or_else(|| drive.sys.by_path.clone())
         })
         .collect();
+    offered.sort();
     for (v, volume) in spec.volumes.iter().enumerate() {
         let existing = observed.volume(volume.name.as_str());
         for (d, path) in volume.drives.iter().enumerate() {
