@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use nix::mount::{MntFlags, MsFlags};
+use nix::mount::MntFlags;
 
-use super::plan::{MOUNT_OPTIONS, MountVolume, StorageAction};
+use super::plan::{MOUNT_FLAGS, MOUNT_OPTIONS, MountVolume, StorageAction};
 use super::signature::LABEL_PREFIX;
 
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +114,7 @@ pub fn execute(action: &StorageAction) -> Result<(), StorageError> {
                 first,
                 Path::new(&mount.mount_point),
                 Some("btrfs"),
-                MsFlags::empty(),
+                MOUNT_FLAGS,
                 Some(data.as_str()),
             )
             .map_err(|source| StorageError::Mount {
@@ -158,7 +158,7 @@ mod tests {
         };
         assert_eq!(
             mount_data(&mount),
-            "device=/dev/sdb,device=/dev/sdc,noatime,compress=zstd:1,discard=async,space_cache=v2"
+            "device=/dev/sdb,device=/dev/sdc,compress=zstd:1,discard=async,space_cache=v2"
         );
         mount.missing = 1;
         assert!(mount_data(&mount).ends_with(",degraded"));

@@ -19,15 +19,17 @@ use crate::state::{FieldError, Profile, StorageSpec, Volume};
 /// - copy-on-write stays on (no `nodatacow`): without it Btrfs keeps no checksums for the
 ///   data and raid1 cannot tell the good copy from the bad one, and snapshots would CoW
 ///   anyway;
-/// - `noatime`: a read would otherwise write metadata, and on CoW that costs space in every
-///   snapshot;
+/// - `noatime` (a mount flag, [`MOUNT_FLAGS`]: the kernel's Btrfs parser does not take it
+///   as an option string): a read would otherwise write metadata, and on CoW that costs
+///   space in every snapshot;
 /// - `compress=zstd:1`: cheapest zstd level; Btrfs gives up on extents that do not shrink,
 ///   so incompressible guest data costs little CPU;
 /// - `discard=async`: frees SSD blocks in batches in the background instead of on every
 ///   delete (the kernel ignores it on drives without discard);
 /// - `space_cache=v2`: the free-space tree (the default since btrfs-progs 5.15, named so
 ///   that older filesystems are converted).
-pub const MOUNT_OPTIONS: &str = "noatime,compress=zstd:1,discard=async,space_cache=v2";
+pub const MOUNT_OPTIONS: &str = "compress=zstd:1,discard=async,space_cache=v2";
+pub const MOUNT_FLAGS: nix::mount::MsFlags = nix::mount::MsFlags::MS_NOATIME;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageAction {
