@@ -228,3 +228,70 @@ impl StorageView {
         text.trim_end().to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::DesiredState;
+    use crate::storage::drives::SysDrive;
+    use crate::storage::observe::{Drive, MountEntry};
+    use crate::storage::signature::{classify, fake_btrfs_head};
+
+    #[test]
+    fn a_mounted_volume_missing_a_member_is_degraded_with_an_alert() {
+        let spec = DesiredState::from_toml(
+            "version = 1\n[[storage.volumes]]\nname = \"tank\"\ndrives = [\"/dev/disk/by-id/virtio-A\", \"/dev/disk/by-id/virtio-B\"]\ndata_profile = \"raid1\"\nmetadata_profile = \"raid1\"\n",
+        )
+        .expect("a valid document")
+        .storage;
+        let observed = StorageObserved {
+            drives: vec![Drive {
+                sys: SysDrive {
+                    kernel_name: "vdb".into(),
+                    by_id: Some("/dev/disk/by-id/virtio-A".into()),
+                    by_path: Some("/dev/disk/by-path/pci-0000:00:0a.0".into()),
+                    model: "virtio disk".into(),
+                    serial: "A".into(),
+                    size_bytes: 1 << 30,
+                    rotational: false,
+                    partitions: Vec::new(),
+                    held: false,
+                },
+                contents: classify(&fake_btrfs_head(3, "cairn-tank", 1, 2)),
+            }],
+            mounts: vec![MountEntry {
+                source: "/dev/vdb".into(),
+                mount_point: "/volume1".into(),
+                fs_type: "btrfs".into(),
+                options: "rw,noatime,degraded".into(),
+            }],
+        };
+        let slots = vec![DriveSlot {
+            name: "m2-1".into(),
+            by_path: "pci-0000:00:0a.0".into(),
+        }];
+        let shown = view(&spec, &observed, &slots, &|_| Some((100, 40)));
+        assert_eq!(shown.drives[0].slot.as_deref(), Some("m2-1"));
+        assert_eq!(shown.drives[0].usage, "volume tank");
+        assert_eq!(shown.drives[0].kind, "ssd");
+        let volume = &shown.volumes[0];
+        assert_eq!(volume.state, "degraded");
+        assert_eq!(
+            volume.devices,
+            [
+                "1: /dev/vdb (/dev/disk/by-id/virtio-A)".to_string(),
+                "2: missing".to_string()
+            ]
+        );
+        assert_eq!(
+            (volume.size_bytes, volume.used_bytes),
+            (Some(100), Some(40))
+        );
+        assert_eq!(
+            alerts(&shown),
+            [
+                "volume tank is DEGRADED: 1 drive(s) missing; its data has less redundancy until a drive is replaced (`cairnctl storage replace`)"
+            ]
+        );
+    }
+}
