@@ -17,6 +17,14 @@ use crate::store::Filesystem;
 pub const MISSING: &str = "missing";
 
 impl<S: System, F: Filesystem> Core<S, F> {
+    /// Whether the committed document has volumes (a store that cannot be read: no).
+    pub fn has_volumes(&self) -> bool {
+        self.current()
+            .ok()
+            .flatten()
+            .is_some_and(|(_, state)| !state.storage.volumes.is_empty())
+    }
+
     /// The document's volume `name` and its mount point; an error unless it is mounted.
     pub fn mounted_volume(&self, name: &str) -> Result<(Volume, PathBuf), HostError> {
         let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
