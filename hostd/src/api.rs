@@ -399,8 +399,11 @@ impl HostApi {
         self.start_storage_job(server, move |job, core| {
             let plan = core.blocking_lock().replacement(&volume, &old, &new)?;
             job.set_total(100);
-            let replaced = maintenance::replace(&plan, &|done, step| job.progress(done, step))
+            let mut replaced = maintenance::replace(&plan, &|done, step| job.progress(done, step))
                 .map_err(|error| storage_error(&error))?;
+            replaced.generation = core
+                .blocking_lock()
+                .record_replacement(&volume, &old, &new)?;
             job.progress(100, "replaced");
             Ok(serde_json::to_string(&replaced).expect("an outcome is strings and numbers"))
         })

@@ -306,6 +306,15 @@ fn replace_and_scrub(app: &mut Appliance) -> Result<()> {
     let replace_time = started.elapsed();
     let result = json_output(&replaced)?;
     ensure!(result["volume"] == "tank", "{result}");
+    // The document now names the drive the volume has.
+    let shown = json_output(&app.shell("cairnctl --json config show")?)?;
+    let toml = shown["toml"].as_str().context("no toml")?;
+    ensure!(
+        shown["generation"] == result["generation"]
+            && toml.contains(&by_id("HDD3"))
+            && !toml.contains(&by_id("HDD2")),
+        "{shown}"
+    );
     let tank = volume(app)?;
     ensure!(tank["state"] == "mounted" && tank["missing"] == 0, "{tank}");
     let started = Instant::now();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::{Core, system_error};
 use crate::api::HostError;
 use crate::reconcile::System;
-use crate::state::{ObjectName, Volume};
+use crate::state::{DrivePath, ObjectName, Volume};
 use crate::storage::maintenance::Replacement;
 use crate::storage::plan::mount_point;
 use crate::storage::signature::Contents;
@@ -119,6 +119,49 @@ impl<S: System, F: Filesystem> Core<S, F> {
             data: spec.data_profile,
             metadata: spec.metadata_profile,
         })
+    }
+}
+
+impl<S: System, F: Filesystem> Core<S, F> {
+    /// After a replace: commits the document again with the new drive in place of the old
+    /// one (for `missing`, the first listed drive that is not on the box), so that the
+    /// desired state names the drives the volume has. Returns the new generation.
+    pub fn record_replacement(
+        &mut self,
+        volume: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<u64, HostError> {
+        let mut desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
+        let observed = self.system.observe().map_err(system_error)?.storage;
+        let new_path = DrivePath::try_from(new)
+            .map_err(|error| HostError::Invalid(format!("new: {error}")))?;
+        let Some(spec) = desired
+            .storage
+            .volumes
+            .iter_mut()
+            .find(|v| v.name.as_str() == volume)
+        else {
+            return Err(HostError::NotFound(format!(
+                "There is no volume {volume:?}"
+            )));
+        };
+        let slot = spec.drives.iter().position(|drive| {
+            if old == MISSING {
+                observed.drive_named(drive.as_str()).is_none()
+            } else {
+                drive.as_str() == old
+            }
+        });
+        match slot {
+            Some(index) => spec.drives[index] = new_path,
+            // The old drive was not listed by this name: the new one is added, so that the
+            // document still names every member.
+            None => spec.drives.push(new_path),
+        }
+        let generation = self.store.commit(&desired)?;
+        tracing::info!(%generation, "volume {volume}: {old} replaced by {new} in the document");
+        Ok(generation.get())
     }
 }
 

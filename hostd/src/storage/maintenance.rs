@@ -34,6 +34,9 @@ pub struct Replaced {
     pub devid: u64,
     pub new_device: String,
     pub seconds: f64,
+    /// The generation committed with the new drive in the document.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// `"12.3% done, 0 write errs, 0 uncorr. read errs"` → 12 (the status line of
@@ -110,6 +113,7 @@ pub fn replace(plan: &Replacement, progress: &dyn Fn(u32, &str)) -> Result<Repla
         devid: plan.devid,
         new_device: plan.new_device.clone(),
         seconds: started.elapsed().as_secs_f64(),
+        generation: 0,
     })
 }
 
