@@ -14,6 +14,9 @@ packages=(
   gcc             # C parts of -sys crates (zstd, xz)
   make
   pkg-config
+  libbtrfsutil-dev # libbtrfsutil.a: hostd links it statically for subvolumes and snapshots
+  clang           # libbtrfsutil-sys generates its bindings with bindgen at build time…
+  libclang-dev    # …which loads libclang
   ca-certificates
   curl
 )

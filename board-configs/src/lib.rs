@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 
 pub use schema::Board;
 pub use schema::{
-    BOND_MODES, BoardError, Console, Cpu, GuestRules, Lan, LanDiscovery, LanPort, Memory,
-    SCHEMA_VERSION, Storage, is_pci_address, parse_board,
+    BOND_MODES, BoardError, Console, Cpu, DriveSlot, GuestRules, Lan, LanDiscovery, LanPort,
+    Memory, SCHEMA_VERSION, Storage, is_pci_address, parse_board,
 };
 
 include!(concat!(env!("OUT_DIR"), "/boards.rs"));

@@ -112,6 +112,21 @@ pub struct Storage {
     /// M.2 or other SSD slots meant for cache.
     #[serde(default)]
     pub m2_slots: u32,
+    /// Which drive sits where, by the drive's `/dev/disk/by-path/` name (the controller port
+    /// a bay is wired to does not change when a drive is swapped, unlike its serial). Empty:
+    /// the board's bays are not told apart and drives show without one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<DriveSlot>,
+}
+
+/// One bay or M.2 slot and the port it is wired to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriveSlot {
+    /// What people see on the box: `bay1`…, `m2-1`….
+    pub name: String,
+    /// The entry under `/dev/disk/by-path/` of a drive in this slot.
+    pub by_path: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +253,7 @@ impl Board {
                 "is 0 and there are no m2_slots (a NAS needs somewhere to put drives)".to_string(),
             ));
         }
+        self.validate_slots(&invalid)?;
         if !is_tty_name(&self.console.device) {
             return Err(invalid(
                 "console.device",
@@ -269,6 +285,48 @@ impl Board {
             }
         }
         self.guests.validate(&invalid)
+    }
+
+    fn validate_slots(
+        &self,
+        invalid: &dyn Fn(&str, String) -> BoardError,
+    ) -> Result<(), BoardError> {
+        let slots = &self.storage.slots;
+        let room = self.storage.drive_bays + self.storage.m2_slots;
+        if slots.len() > room as usize {
+            return Err(invalid(
+                "storage.slots",
+                format!(
+                    "lists {} slots (expected at most drive_bays + m2_slots = {room})",
+                    slots.len()
+                ),
+            ));
+        }
+        for (index, slot) in slots.iter().enumerate() {
+            let earlier = &slots[..index];
+            if !is_identifier(&slot.name) || earlier.iter().any(|s| s.name == slot.name) {
+                return Err(invalid(
+                    &format!("storage.slots[{index}].name"),
+                    format!(
+                        "\"{}\" is not a new slot name (expected e.g. bay1, unique)",
+                        slot.name
+                    ),
+                ));
+            }
+            if slot.by_path.is_empty()
+                || slot.by_path.contains('/')
+                || earlier.iter().any(|s| s.by_path == slot.by_path)
+            {
+                return Err(invalid(
+                    &format!("storage.slots[{index}].by_path"),
+                    format!(
+                        "\"{}\" is not a new /dev/disk/by-path/ entry name (expected e.g. pci-0000:00:17.0-ata-1, unique)",
+                        slot.by_path
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_cpu(&self, invalid: &dyn Fn(&str, String) -> BoardError) -> Result<(), BoardError> {

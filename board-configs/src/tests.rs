@@ -210,3 +210,30 @@ fn image_modules_cover_every_board_driver() {
         }
     }
 }
+
+#[test]
+fn drive_slots_are_unique_and_fit_the_bays() {
+    let two = "drive_bays = 4\nslots = [{ name = \"bay1\", by_path = \"pci-0000:00:17.0-ata-1\" }, { name = \"bay1\", by_path = \"pci-0000:00:17.0-ata-2\" }]";
+    assert_eq!(
+        error_for("drive_bays = 4", two),
+        invalid(
+            "storage.slots[1].name",
+            "\"bay1\" is not a new slot name (expected e.g. bay1, unique)"
+        )
+    );
+    let same_port = "drive_bays = 4\nslots = [{ name = \"bay1\", by_path = \"pci-0000:00:17.0-ata-1\" }, { name = \"bay2\", by_path = \"pci-0000:00:17.0-ata-1\" }]";
+    assert!(matches!(
+        error_for("drive_bays = 4", same_port),
+        BoardError::Invalid { field, .. } if field == "storage.slots[1].by_path"
+    ));
+    let too_many = "drive_bays = 1\nslots = [{ name = \"bay1\", by_path = \"a\" }, { name = \"bay2\", by_path = \"b\" }]";
+    assert_eq!(
+        error_for("drive_bays = 4", too_many),
+        invalid(
+            "storage.slots",
+            "lists 2 slots (expected at most drive_bays + m2_slots = 1)"
+        )
+    );
+    let qemu = crate::by_id("qemu-x86_64").expect("the test board");
+    assert_eq!(qemu.storage.slots.len(), 6);
+}

@@ -19,12 +19,15 @@ use zbus::OwnedObjectPath;
 use zbus::object_server::ObjectServer;
 
 pub use self::job_object::{JOB_INTERFACE, Job1Proxy, JobObject, job_path};
+use crate::host::storage_ops::subvolume_name;
 use crate::host::{Acted, Applied, Core, wait_for_link};
 pub use crate::host::{Status, describe_plan, system_uptime};
 use crate::jobs::{Job, Jobs};
 use crate::log_ring::LogRing;
 use crate::reconcile::System;
 use crate::state::{DesiredState, Invalid};
+use crate::storage::maintenance;
+use crate::storage::subvolumes::{SubvolumeError, Volume as Subvolumes};
 use crate::store::{OsFilesystem, StoreError};
 
 /// The well-known name hostd owns on the system bus.
@@ -37,6 +40,9 @@ pub const INTERFACE: &str = "org.cairn.Host1";
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 /// The kind of the jobs `ConfigApply` and `ConfigRollback` start; one runs at a time.
 pub const APPLY_JOB: &str = "config apply";
+/// The kind of the on-demand storage jobs (replace, scrub, subvolumes and snapshots); one
+/// runs at a time, since they compete for the same drives.
+pub const STORAGE_JOB: &str = "storage";
 /// Log records one `Log` call returns at most, so that one answer stays well under the bus's
 /// message size limit even with long records.
 pub const LOG_BATCH_MAX: u32 = 1000;
@@ -237,6 +243,81 @@ impl HostApi {
     }
 }
 
+impl HostApi {
+    /// Registers a storage job and runs `work` on a blocking thread; `work` gets the job
+    /// for progress and the core (to lock briefly for what it must resolve), and returns
+    /// the job's JSON result.
+    async fn start_storage_job(
+        &self,
+        server: &ObjectServer,
+        work: impl FnOnce(&Job, &SharedCore) -> Result<String, HostError> + Send + 'static,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let (job, forgotten) = {
+            let mut jobs = self.job_registry();
+            if let Some(running) = jobs.running(STORAGE_JOB) {
+                let id = running.id();
+                return Err(HostError::Busy(format!(
+                    "Job {id} is a storage operation still running; wait for it (`cairnctl job wait {id}`)"
+                )));
+            }
+            jobs.start(STORAGE_JOB)
+        };
+        for id in forgotten {
+            let _ = server.remove::<JobObject, _>(job_path(id)).await;
+        }
+        let path = job_path(job.id());
+        server
+            .at(path.clone(), JobObject::new(job.clone()))
+            .await
+            .map_err(HostError::ZBus)?;
+        let core = Arc::clone(&self.core);
+        tokio::task::spawn_blocking(move || match work(&job, &core) {
+            Ok(result) => {
+                tracing::info!(job = job.id(), "storage job finished: {result}");
+                job.succeed(result);
+            }
+            Err(error) => {
+                tracing::error!(job = job.id(), "storage job failed: {}", error.message());
+                let name = zbus::DBusError::name(&error).to_string();
+                job.fail(&name, error.message());
+            }
+        });
+        Ok(path)
+    }
+}
+
+fn storage_error(error: &crate::storage::StorageError) -> HostError {
+    HostError::ApplyFailed(chain(error))
+}
+
+fn subvolume_error(error: &crate::storage::subvolumes::SubvolumeError) -> HostError {
+    if error.is_bad_input() {
+        HostError::Invalid(chain(error))
+    } else {
+        HostError::ApplyFailed(chain(error))
+    }
+}
+
+/// Runs a subvolume operation on volume `volume` as a job step.
+fn on_subvolumes(
+    core: &SharedCore,
+    volume: &str,
+    job: &Job,
+    step: String,
+    operation: impl FnOnce(&Subvolumes<'_>) -> Result<(), SubvolumeError>,
+) -> Result<String, HostError> {
+    let (_, mount_point) = core.blocking_lock().mounted_volume(volume)?;
+    job.set_total(1);
+    job.progress(0, step.clone());
+    let subvolumes = Subvolumes {
+        name: volume,
+        mount_point: &mount_point,
+    };
+    operation(&subvolumes).map_err(|error| subvolume_error(&error))?;
+    job.progress(1, step);
+    Ok(serde_json::json!({ "volume": volume }).to_string())
+}
+
 fn finish_job(job: &Job, result: Result<Applied, HostError>) {
     match result {
         Ok(applied) => {
@@ -263,7 +344,7 @@ fn finish_job(job: &Job, result: Result<Applied, HostError>) {
 impl HostApi {
     /// JSON: board, uptime_seconds, generation, persistence, reconcile_error.
     async fn status(&self) -> Result<String, HostError> {
-        let status = self.core.lock().await.status()?;
+        let status = self.blocking(|core| core.status()).await?;
         Ok(serde_json::to_string(&status).expect("a status is strings, numbers and booleans"))
     }
 
@@ -331,6 +412,148 @@ impl HostApi {
         self.blocking(move |core| core.detach_tap(&tap)).await
     }
 
+    /// JSON: the drives (slot, model, serial, size, kind, use) and the document's volumes
+    /// (state, space, profiles, members).
+    async fn storage_show(&self) -> Result<String, HostError> {
+        let view = self.blocking(|core| core.storage_view()).await?;
+        Ok(serde_json::to_string(&view).expect("a view is strings, numbers and lists"))
+    }
+
+    /// Replaces drive `old` (a drive path, or `missing`) of a mounted volume by the blank
+    /// drive `new`, then converts chunks written while degraded; returns the job.
+    async fn storage_replace(
+        &self,
+        volume: &str,
+        old: &str,
+        new: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let (volume, old, new) = (volume.to_string(), old.to_string(), new.to_string());
+        self.start_storage_job(server, move |job, core| {
+            let plan = core.blocking_lock().replacement(&volume, &old, &new)?;
+            job.set_total(100);
+            let mut replaced = maintenance::replace(&plan, &|done, step| job.progress(done, step))
+                .map_err(|error| storage_error(&error))?;
+            replaced.generation = core
+                .blocking_lock()
+                .record_replacement(&volume, &old, &new)?;
+            job.progress(100, "replaced");
+            Ok(serde_json::to_string(&replaced).expect("an outcome is strings and numbers"))
+        })
+        .await
+    }
+
+    /// Scrubs a mounted volume (reads every copy, repairs from good ones); returns the job,
+    /// whose result holds the counters.
+    async fn storage_scrub(
+        &self,
+        volume: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let volume = volume.to_string();
+        self.start_storage_job(server, move |job, core| {
+            let (_, mount_point) = core.blocking_lock().mounted_volume(&volume)?;
+            job.set_total(1);
+            job.progress(0, format!("scrubbing {}", mount_point.display()));
+            let result = maintenance::scrub(&volume, &mount_point.display().to_string())
+                .map_err(|error| storage_error(&error))?;
+            if result.uncorrectable_errors > 0 {
+                tracing::error!(
+                    "scrub of volume {volume}: {} uncorrectable errors",
+                    result.uncorrectable_errors
+                );
+            }
+            job.progress(1, "scrubbed");
+            Ok(serde_json::to_string(&result).expect("counters are numbers"))
+        })
+        .await
+    }
+
+    /// Creates an empty subvolume `name` at the top of a mounted volume; returns the job.
+    async fn subvolume_create(
+        &self,
+        volume: &str,
+        name: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let name = subvolume_name("name", name)?;
+        let volume = volume.to_string();
+        self.start_storage_job(server, move |job, core| {
+            on_subvolumes(
+                core,
+                &volume,
+                job,
+                format!("creating subvolume {name}"),
+                |s| s.create(&name),
+            )
+        })
+        .await
+    }
+
+    /// A snapshot of subvolume `source` named `name`: read-only, or a writable clone.
+    async fn snapshot_create(
+        &self,
+        volume: &str,
+        source: &str,
+        name: &str,
+        writable: bool,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let source = subvolume_name("source", source)?;
+        let name = subvolume_name("name", name)?;
+        let volume = volume.to_string();
+        self.start_storage_job(server, move |job, core| {
+            let what = if writable { "clone" } else { "snapshot" };
+            on_subvolumes(
+                core,
+                &volume,
+                job,
+                format!("creating {what} {name} of {source}"),
+                |s| s.snapshot(&source, &name, writable),
+            )
+        })
+        .await
+    }
+
+    /// Deletes a subvolume, snapshot or clone.
+    async fn snapshot_delete(
+        &self,
+        volume: &str,
+        name: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let name = subvolume_name("name", name)?;
+        let volume = volume.to_string();
+        self.start_storage_job(server, move |job, core| {
+            on_subvolumes(core, &volume, job, format!("deleting {name}"), |s| {
+                s.delete(&name)
+            })
+        })
+        .await
+    }
+
+    /// JSON: the volume's subvolumes, snapshots and clones with their origin and size.
+    async fn snapshot_list(&self, volume: &str) -> Result<String, HostError> {
+        let volume = volume.to_string();
+        let (_, mount_point) = self
+            .blocking({
+                let volume = volume.clone();
+                move |core| core.mounted_volume(&volume)
+            })
+            .await?;
+        let entries = tokio::task::spawn_blocking(move || {
+            Subvolumes {
+                name: &volume,
+                mount_point: &mount_point,
+            }
+            .list()
+        })
+        .await
+        .map_err(|error| HostError::System(format!("The request stopped unfinished: {error}")))?
+        .map_err(|error| subvolume_error(&error))?;
+        Ok(serde_json::to_string(&entries).expect("entries are strings and numbers"))
+    }
+
     /// The jobs hostd remembers, oldest first.
     async fn jobs(&self) -> Vec<OwnedObjectPath> {
         self.job_registry()
@@ -386,6 +609,24 @@ pub trait Host1 {
     fn net_show(&self) -> Result<String, HostError>;
     fn tap_attach(&self, tap: &str, vswitch: &str, vlan: u16) -> Result<Vec<String>, HostError>;
     fn tap_detach(&self, tap: &str) -> Result<Vec<String>, HostError>;
+    fn storage_show(&self) -> Result<String, HostError>;
+    fn storage_replace(
+        &self,
+        volume: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<OwnedObjectPath, HostError>;
+    fn storage_scrub(&self, volume: &str) -> Result<OwnedObjectPath, HostError>;
+    fn subvolume_create(&self, volume: &str, name: &str) -> Result<OwnedObjectPath, HostError>;
+    fn snapshot_create(
+        &self,
+        volume: &str,
+        source: &str,
+        name: &str,
+        writable: bool,
+    ) -> Result<OwnedObjectPath, HostError>;
+    fn snapshot_delete(&self, volume: &str, name: &str) -> Result<OwnedObjectPath, HostError>;
+    fn snapshot_list(&self, volume: &str) -> Result<String, HostError>;
     fn jobs(&self) -> Result<Vec<OwnedObjectPath>, HostError>;
     fn log(&self, since: u64, max: u32) -> Result<(u64, Vec<WireLogRecord>), HostError>;
 }

@@ -14,13 +14,14 @@
 //! the kill came before step 3 finished, the new one after — and the rename in the store makes
 //! that "old or new", never a mix.
 
+pub mod storage_ops;
 mod taps;
 #[cfg(test)]
 mod tests;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use board_configs::Lan;
+use board_configs::{DriveSlot, Lan};
 use serde::{Deserialize, Serialize};
 
 use crate::api::HostError;
@@ -29,6 +30,7 @@ use crate::network;
 use crate::plan::{self, Executor, describe};
 use crate::reconcile::{self, HostAction, System, SystemError};
 use crate::state::{DesiredState, Invalid, Management};
+use crate::storage::{self, view::StorageView};
 use crate::store::{Filesystem, Generation, OsFilesystem, StateStore};
 
 /// What `Status()` answers, as JSON.
@@ -44,6 +46,9 @@ pub struct Status {
     /// Why the box does not match the committed document, when the last reconcile failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconcile_error: Option<String>,
+    /// What needs an admin now (a degraded volume), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
 }
 
 /// A successful apply.
@@ -132,6 +137,8 @@ pub struct Core<S: System, F: Filesystem = OsFilesystem> {
     board: String,
     /// The board's LAN ports (the generic board's for an unknown board id).
     lan: Lan,
+    /// The board's drive bays and M.2 slots.
+    slots: Vec<DriveSlot>,
     persistent: bool,
     uptime: fn() -> Option<f64>,
     reconcile_error: Option<String>,
@@ -149,15 +156,15 @@ impl<S: System, F: Filesystem> Core<S, F> {
         uptime: fn() -> Option<f64>,
     ) -> Self {
         let board = board.into();
-        let lan = board_configs::by_id(&board)
-            .unwrap_or_else(board_configs::generic)
-            .lan
-            .clone();
+        let known = board_configs::by_id(&board).unwrap_or_else(board_configs::generic);
+        let lan = known.lan.clone();
+        let slots = known.storage.slots.clone();
         Self {
             store,
             system,
             board,
             lan,
+            slots,
             persistent,
             uptime,
             reconcile_error: None,
@@ -186,7 +193,17 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     pub fn status(&self) -> Result<Status, HostError> {
+        // A box that cannot be observed still answers its status; the observe error shows
+        // up in every command that needs the box.
+        let alerts = match self.system.observe() {
+            Ok(observed) => storage::view::alerts(&self.storage_view_of(&observed)?),
+            Err(error) => vec![format!(
+                "cannot observe the box: {}",
+                crate::api::chain(&error)
+            )],
+        };
         Ok(Status {
+            alerts,
             board: self.board.clone(),
             uptime_seconds: (self.uptime)(),
             generation: self
@@ -219,6 +236,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
         let desired = DesiredState::from_toml(text)?;
         self.check_board(&desired)?;
         let observed = self.system.observe().map_err(system_error)?;
+        check_drives(&desired, &observed)?;
         let actions = reconcile::plan(&desired, &observed, &self.lan);
         let current = self.current()?;
         Ok(describe_plan(
@@ -236,6 +254,22 @@ impl<S: System, F: Filesystem> Core<S, F> {
         let mut view = network::view::view(&observed.network, &self.lan);
         view.address.dhcp = self.dhcp.as_ref().and_then(|dhcp| dhcp.status());
         Ok(view)
+    }
+
+    /// The drives and the document's volumes as the box has them.
+    pub fn storage_view(&self) -> Result<StorageView, HostError> {
+        let observed = self.system.observe().map_err(system_error)?;
+        self.storage_view_of(&observed)
+    }
+
+    fn storage_view_of(&self, observed: &reconcile::Observed) -> Result<StorageView, HostError> {
+        let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
+        Ok(storage::view::view(
+            &desired.storage,
+            &observed.storage,
+            &self.slots,
+            &filesystem_space,
+        ))
     }
 
     /// The document of a kept generation, for a rollback (which is an apply of it).
@@ -265,6 +299,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
         self.check_board(desired)?;
         job.progress(0, "observing the box");
         let observed = self.system.observe().map_err(system_error)?;
+        check_drives(desired, &observed)?;
         let actions = reconcile::plan(desired, &observed, &self.lan);
         let previous = self.current()?;
         // One step for the commit, one per action, one for confirming the management link.
@@ -552,6 +587,26 @@ impl<S: System, F: Filesystem> Core<S, F> {
     fn current(&self) -> Result<Option<(Generation, DesiredState)>, HostError> {
         Ok(self.store.current()?)
     }
+}
+
+/// What only the drives can tell: the ones a document names exist and may be used. Runs
+/// before anything is committed, so a refused document touches no drive.
+fn check_drives(desired: &DesiredState, observed: &reconcile::Observed) -> Result<(), HostError> {
+    let errors = storage::plan::check(&desired.storage, &observed.storage);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Invalid { errors }.into())
+    }
+}
+
+/// (size, used) of the filesystem mounted at `path`, from statvfs(2).
+fn filesystem_space(path: &str) -> Option<(u64, u64)> {
+    let stats = nix::sys::statvfs::statvfs(path).ok()?;
+    let fragment = stats.fragment_size();
+    let size = stats.blocks().saturating_mul(fragment);
+    let free = stats.blocks_free().saturating_mul(fragment);
+    Some((size, size.saturating_sub(free)))
 }
 
 /// The end of a rollback message: where the store stands after [`Core::restore`].

@@ -30,5 +30,6 @@ pub mod network;
 pub mod plan;
 pub mod reconcile;
 pub mod state;
+pub mod storage;
 pub mod store;
 pub mod utc;

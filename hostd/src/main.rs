@@ -148,6 +148,16 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
                 error.message()
             );
         }
+        // Only when there are volumes to mount, so other boots do not pay for it. Quiet for
+        // 1 s: SCSI scans report a disk every few ms; 10 s: what init's own READY deadline
+        // leaves after coldplug.
+        if core.has_volumes() {
+            hostd::storage::wait_for_drives(
+                &hostd::storage::DrivePaths::default(),
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(10),
+            );
+        }
         if let Err(error) = core.first_boot() {
             tracing::error!(
                 "cannot set up the Default VM Network on this first boot: {}",

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use thiserror::Error;
 
-use crate::builder::{Accel, BuildError, Disk, NetBackend, Nic, QemuBuilder};
+use crate::builder::{Accel, BuildError, Disk, NetBackend, Nic, QemuBuilder, ScsiDrive};
 use crate::console::{Console, ConsoleError};
 use crate::contract::{self, ContractError, Ready};
 use crate::fscheck::{self, ConfigFs, FsCheckError};
@@ -91,6 +91,19 @@ pub struct Launch {
     memory_mib: Option<u32>,
     /// `None`: the board's two ports at PCI slots 3 and 4, isolated.
     nics: Option<Vec<Nic>>,
+    /// Blank drives in the board's bays.
+    bays: Vec<BayDrive>,
+}
+
+/// A blank drive the harness creates in the VM's scratch directory and puts in a bay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BayDrive {
+    /// The QEMU device id (for `device_del`) and the file's stem.
+    pub id: String,
+    pub bay: u8,
+    pub serial: String,
+    pub size_mib: u64,
+    pub hdd: bool,
 }
 
 impl Launch {
@@ -108,6 +121,7 @@ impl Launch {
             },
             memory_mib: None,
             nics: None,
+            bays: Vec::new(),
         }
     }
 
@@ -118,6 +132,7 @@ impl Launch {
             boot: BootMode::Uefi,
             memory_mib: None,
             nics: None,
+            bays: Vec::new(),
         }
     }
 
@@ -129,6 +144,12 @@ impl Launch {
     /// These NICs instead of the default two isolated ones, e.g. cables to a peer VM
     /// ([`crate::peer::Cabling::appliance_nics`]). Give each the PCI slot the board
     /// expects, or hostd will not recognise its ports.
+    /// Blank drives in these bays (SCSI targets of the controller at PCI slot 5).
+    pub fn bays(mut self, bays: Vec<BayDrive>) -> Self {
+        self.bays = bays;
+        self
+    }
+
     pub fn nics(mut self, nics: Vec<Nic>) -> Self {
         self.nics = Some(nics);
         self
@@ -184,6 +205,16 @@ impl Appliance {
         });
         for nic in nics {
             builder = builder.nic(nic);
+        }
+        for bay in &launch.bays {
+            let path = dir.blank_drive(&format!("{}.qcow2", bay.id), bay.size_mib)?;
+            builder = builder.scsi_drive(ScsiDrive {
+                id: bay.id.clone(),
+                path,
+                bay: bay.bay,
+                serial: bay.serial.clone(),
+                hdd: bay.hdd,
+            });
         }
         builder = match &launch.boot {
             // No bootindex here: QEMU's linuxboot option ROM holds bootindex 0 with -kernel.

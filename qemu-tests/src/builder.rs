@@ -170,6 +170,29 @@ impl Disk {
     }
 }
 
+/// Where the virtio-scsi controller of [`ScsiDrive`]s sits: PCI slot 5, as the qemu-x86_64
+/// board's `storage.slots` expect (`pci-0000:00:05.0-scsi-0:0:<bay>:0`).
+pub const SCSI_PCI_SLOT: u8 = 5;
+
+/// A hard disk of the kind QEMU's HDDs and SSDs are: sequential transfer and seeks per
+/// second of a 7200 rpm SATA drive (about 150 MB/s and 150 to 200 IOPS).
+const HDD_IOPS: u32 = 200;
+const HDD_BPS: u64 = 150 * 1024 * 1024;
+
+/// A drive in one of the board's bays: a `scsi-hd` at SCSI target `bay` of the
+/// virtio-scsi controller. SCSI, not virtio-blk, so that QMP `device_del` can pull it (q35's
+/// root PCI bus has no hot-unplug).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScsiDrive {
+    pub id: String,
+    pub path: PathBuf,
+    pub bay: u8,
+    pub serial: String,
+    /// A spinning drive: throttled to HDD figures and reported rotational. An SSD is
+    /// unthrottled and reports rotation rate 1 (non-rotational).
+    pub hdd: bool,
+}
+
 /// Where a NIC's packets go on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetBackend {
@@ -232,6 +255,7 @@ pub struct QemuBuilder {
     smp: u32,
     boot: Option<Boot>,
     disks: Vec<Disk>,
+    scsi_drives: Vec<ScsiDrive>,
     nics: Vec<Nic>,
     serial: Option<(PathBuf, PathBuf)>,
     qmp: Option<PathBuf>,
@@ -258,6 +282,7 @@ impl QemuBuilder {
             smp: 2,
             boot: None,
             disks: Vec::new(),
+            scsi_drives: Vec::new(),
             nics: Vec::new(),
             serial: None,
             qmp: None,
@@ -320,6 +345,11 @@ impl QemuBuilder {
 
     pub fn disk(mut self, disk: Disk) -> Self {
         self.disks.push(disk);
+        self
+    }
+
+    pub fn scsi_drive(mut self, drive: ScsiDrive) -> Self {
+        self.scsi_drives.push(drive);
         self
     }
 
@@ -428,6 +458,32 @@ impl QemuBuilder {
                 device.push_str(&format!(",bootindex={index}"));
             }
             push(&["-drive", &drive, "-device", &device]);
+        }
+
+        if !self.scsi_drives.is_empty() {
+            let controller = format!("virtio-scsi-pci,id=scsi0,bus=pcie.0,addr={SCSI_PCI_SLOT:#x}");
+            push(&["-device", &controller]);
+        }
+        for drive in &self.scsi_drives {
+            let mut backend = format!(
+                "if=none,id=drive-{},format=qcow2,file={}",
+                drive.id,
+                escape(utf8(&drive.path)?)
+            );
+            if drive.hdd {
+                backend.push_str(&format!(
+                    ",throttling.iops-total={HDD_IOPS},throttling.bps-total={HDD_BPS}"
+                ));
+            }
+            let device = format!(
+                "scsi-hd,bus=scsi0.0,channel=0,scsi-id={},lun=0,drive=drive-{},id={},serial={},rotation_rate={}",
+                drive.bay,
+                drive.id,
+                drive.id,
+                escape(&drive.serial),
+                if drive.hdd { 7200 } else { 1 }
+            );
+            push(&["-drive", &backend, "-device", &device]);
         }
 
         if self.nics.is_empty() {

@@ -47,6 +47,17 @@ pub fn create_overlay(base: &Path, overlay: &Path) -> Result<(), DiskError> {
     run(command)
 }
 
+/// Creates `path` as an empty qcow2 file of `size_mib` MiB: a blank drive (only written
+/// clusters take space on the host).
+pub fn create_blank(path: &Path, size_mib: u64) -> Result<(), DiskError> {
+    let mut command = Command::new(QEMU_IMG);
+    command
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(format!("{size_mib}M"));
+    run(command)
+}
+
 /// Writes the guest-visible contents of the qcow2 file `source` to the raw file `target`.
 /// QEMU must have exited (or `source` must not be in use): qemu-img takes the image lock.
 pub fn convert_to_raw(source: &Path, target: &Path) -> Result<(), DiskError> {

@@ -38,8 +38,8 @@ pub mod vm;
 pub mod wired;
 pub mod workdir;
 
-pub use appliance::{Appliance, ApplianceError, BootMode, Launch, ShellOutput};
-pub use builder::{Accel, Disk, NetBackend, Nic, QemuBuilder};
+pub use appliance::{Appliance, ApplianceError, BayDrive, BootMode, Launch, ShellOutput};
+pub use builder::{Accel, Disk, NetBackend, Nic, QemuBuilder, ScsiDrive};
 pub use console::{Console, ConsoleError, Match, Pattern};
 pub use contract::Ready;
 pub use image::Image;

@@ -74,6 +74,13 @@ impl WorkDir {
         Ok(overlay)
     }
 
+    /// A blank qcow2 drive named `name` of `size_mib` MiB.
+    pub fn blank_drive(&self, name: &str, size_mib: u64) -> Result<PathBuf, WorkDirError> {
+        let path = self.join(name);
+        disk::create_blank(&path, size_mib)?;
+        Ok(path)
+    }
+
     /// A private, writable copy of `from` (e.g. OVMF's variable store template).
     pub fn copy_in(&self, from: &Path, name: &str) -> Result<PathBuf, WorkDirError> {
         let to = self.join(name);

@@ -32,6 +32,7 @@ impl System for NameOnly {
         Ok(Observed {
             hostname: self.0.lock().expect("not poisoned").clone(),
             network: crate::network::NetObserved::default(),
+            storage: crate::storage::StorageObserved::default(),
         })
     }
 

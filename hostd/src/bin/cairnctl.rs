@@ -13,6 +13,7 @@ use clap_complete::Shell;
 use hostd::api::{self, Host1Proxy, HostError, Job1Proxy, Status, WireLogRecord};
 use hostd::jobs::{JobSnapshot, JobState};
 use hostd::network::view::{NetView, Section};
+use hostd::storage::view::StorageView;
 use serde_json::json;
 use zbus::OwnedObjectPath;
 
@@ -48,6 +49,9 @@ enum Command {
     /// The network as the box has it: ports, bonds, vSwitches, VLANs.
     #[command(subcommand)]
     Net(NetCommand),
+    /// Drives and Btrfs volumes as the box has them.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Long operations hostd runs: list, show, wait for, cancel.
     #[command(subcommand)]
     Job(JobCommand),
@@ -117,6 +121,51 @@ impl NetCommand {
             Self::Address => Section::Address,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// The drives: slot, device, HDD or SSD, size, model, serial, use, stable path.
+    Drives,
+    /// The document's volumes: state, profiles, space, member drives.
+    Volume,
+    /// Replace drive OLD (its path, or `missing`) of VOLUME by the blank drive NEW, as a job
+    /// with progress.
+    Replace {
+        volume: String,
+        old: String,
+        new: String,
+    },
+    /// Read every copy of every block of VOLUME and repair what can be; prints the counters.
+    Scrub { volume: String },
+    /// Subvolumes at the top of a volume.
+    #[command(subcommand)]
+    Subvolume(SubvolumeCommand),
+    /// Read-only snapshots and writable clones of subvolumes.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SubvolumeCommand {
+    /// An empty subvolume NAME in VOLUME (mounted at /volumeN/NAME).
+    Create { volume: String, name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotCommand {
+    /// A read-only snapshot NAME of subvolume SOURCE; --writable makes a clone instead.
+    Create {
+        #[arg(long)]
+        writable: bool,
+        volume: String,
+        source: String,
+        name: String,
+    },
+    /// The subvolumes, snapshots and clones of VOLUME with origin and size.
+    List { volume: String },
+    /// Delete subvolume, snapshot or clone NAME.
+    Delete { volume: String, name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,6 +428,24 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
                 view.render(command.section())
             }
         }
+        Command::Storage(command) if command.is_job() || command.is_list() => {
+            storage_operation(&connection, &host, command, cli.json).await?
+        }
+        Command::Storage(command) => {
+            let text = host.storage_show().await?;
+            let view: StorageView = serde_json::from_str(&text).map_err(CtlError::BadAnswer)?;
+            match (command, cli.json) {
+                (StorageCommand::Drives, true) => {
+                    serde_json::to_string(&view.drives).expect("drives are strings and numbers")
+                }
+                (StorageCommand::Volume, true) => {
+                    serde_json::to_string(&view.volumes).expect("volumes are strings and numbers")
+                }
+                (StorageCommand::Drives, false) => view.render_drives(),
+                (StorageCommand::Volume, false) => view.render_volumes(),
+                (_, _) => unreachable!("operations are handled above"),
+            }
+        }
         Command::Job(command) => job_command(&connection, &host, command, cli.json).await?,
         Command::Log { follow, lines } => {
             print_log(&host, *follow, *lines, cli.json).await?;
@@ -390,6 +457,94 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
     // A closed stdout (`| head`) is not an error worth reporting.
     let _ = writeln!(stdout, "{out}");
     Ok(())
+}
+
+impl StorageCommand {
+    fn is_job(&self) -> bool {
+        match self {
+            Self::Replace { .. }
+            | Self::Scrub { .. }
+            | Self::Subvolume(_)
+            | Self::Snapshot(SnapshotCommand::Create { .. } | SnapshotCommand::Delete { .. }) => {
+                true
+            }
+            Self::Drives | Self::Volume | Self::Snapshot(SnapshotCommand::List { .. }) => false,
+        }
+    }
+
+    fn is_list(&self) -> bool {
+        matches!(self, Self::Snapshot(SnapshotCommand::List { .. }))
+    }
+}
+
+/// Starts a storage job and follows it to its end (or lists snapshots); the job's JSON
+/// result with `--json`, a short line otherwise.
+async fn storage_operation(
+    connection: &zbus::Connection,
+    host: &Host1Proxy<'_>,
+    command: &StorageCommand,
+    json: bool,
+) -> Result<String, CtlError> {
+    let path = match command {
+        StorageCommand::Snapshot(SnapshotCommand::List { volume }) => {
+            let text = host.snapshot_list(volume).await?;
+            if json {
+                return Ok(text);
+            }
+            let entries: Vec<hostd::storage::subvolumes::SubvolumeEntry> =
+                serde_json::from_str(&text).map_err(CtlError::BadAnswer)?;
+            let mut out = format!(
+                "{:<24} {:<9} {:<24} {:>12}",
+                "name", "kind", "origin", "bytes"
+            );
+            for entry in entries {
+                let kind = match (&entry.origin, entry.read_only) {
+                    (None, false) => "subvolume",
+                    (None, true) => "read-only",
+                    (Some(_), true) => "snapshot",
+                    (Some(_), false) => "clone",
+                };
+                out.push_str(&format!(
+                    "\n{:<24} {kind:<9} {:<24} {:>12}",
+                    entry.name,
+                    entry.origin.as_deref().unwrap_or("-"),
+                    entry.bytes
+                ));
+            }
+            return Ok(out);
+        }
+        StorageCommand::Replace { volume, old, new } => {
+            host.storage_replace(volume, old, new).await?
+        }
+        StorageCommand::Scrub { volume } => host.storage_scrub(volume).await?,
+        StorageCommand::Subvolume(SubvolumeCommand::Create { volume, name }) => {
+            host.subvolume_create(volume, name).await?
+        }
+        StorageCommand::Snapshot(SnapshotCommand::Create {
+            writable,
+            volume,
+            source,
+            name,
+        }) => {
+            host.snapshot_create(volume, source, name, *writable)
+                .await?
+        }
+        StorageCommand::Snapshot(SnapshotCommand::Delete { volume, name }) => {
+            host.snapshot_delete(volume, name).await?
+        }
+        StorageCommand::Drives | StorageCommand::Volume => {
+            unreachable!("views are not jobs")
+        }
+    };
+    let job = job_proxy(connection, path).await?;
+    let finished = follow_job(&job, json).await?;
+    match finished.state {
+        JobState::Succeeded if json => Ok(finished.result),
+        JobState::Succeeded => Ok(format!("done: {}", finished.result)),
+        JobState::Failed | JobState::Cancelled | JobState::Running => Err(CtlError::Host(
+            HostError::from_job(&finished.error_name, finished.error.clone()),
+        )),
+    }
 }
 
 /// How often a client asks a job or the log for news: quick enough to feel live on the
@@ -687,6 +842,9 @@ fn human_status(status: &Status) -> String {
     );
     if let Some(error) = &status.reconcile_error {
         text.push_str(&format!("\nDRIFT:        {error}"));
+    }
+    for alert in &status.alerts {
+        text.push_str(&format!("\nALERT:        {alert}"));
     }
     text
 }

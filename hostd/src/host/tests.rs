@@ -96,6 +96,7 @@ impl System for FakeBox {
         Ok(Observed {
             hostname: self.hostname(),
             network: NetObserved::default(),
+            storage: crate::storage::StorageObserved::default(),
         })
     }
 
@@ -143,6 +144,7 @@ fn fresh_core_shows_generation_zero_and_the_empty_document() {
             generation: 0,
             persistence: true,
             reconcile_error: None,
+            alerts: Vec::new(),
         }
     );
 }

@@ -3,7 +3,7 @@
 //! Each subsystem contributes its observed part to [`Observed`], its actions to [`HostAction`]
 //! and its steps to [`plan`], in the order they must run. A [`System`] observes and executes;
 //! [`LiveSystem`] does it for real, tests use a double. Subsystems that have no executor yet
-//! (network, storage, guests: their issues add them) are only recorded; [`pending_sections`]
+//! (guests: its issue adds them) are only recorded; [`pending_sections`]
 //! names them so that a plan never pretends they were acted on.
 
 pub mod hostname;
@@ -16,12 +16,14 @@ use board_configs::Lan;
 use crate::network::{self, NetAction, NetError, NetExecutor, NetObserved, NetPaths};
 use crate::plan::{Action, Executor, Undo};
 use crate::state::DesiredState;
+use crate::storage::{self, DrivePaths, StorageAction, StorageError, StorageObserved};
 
 /// What hostd sees on the box.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
     pub hostname: String,
     pub network: NetObserved,
+    pub storage: StorageObserved,
 }
 
 /// One step on the live system, of any subsystem.
@@ -29,6 +31,7 @@ pub struct Observed {
 pub enum HostAction {
     Hostname(hostname::SetHostname),
     Network(NetAction),
+    Storage(StorageAction),
 }
 
 impl fmt::Display for HostAction {
@@ -36,6 +39,7 @@ impl fmt::Display for HostAction {
         match self {
             Self::Hostname(action) => action.fmt(f),
             Self::Network(action) => action.fmt(f),
+            Self::Storage(action) => action.fmt(f),
         }
     }
 }
@@ -53,6 +57,7 @@ impl Action for HostAction {
         match self {
             Self::Hostname(action) => wrap(action.undo(), Self::Hostname),
             Self::Network(action) => wrap(action.undo(), Self::Network),
+            Self::Storage(action) => wrap(action.undo(), Self::Storage),
         }
     }
 }
@@ -70,15 +75,17 @@ pub fn plan(desired: &DesiredState, observed: &Observed, lan: &Lan) -> Vec<HostA
             .into_iter()
             .map(HostAction::Network),
     );
+    actions.extend(
+        storage::plan::plan(&desired.storage, &observed.storage)
+            .into_iter()
+            .map(HostAction::Storage),
+    );
     actions
 }
 
 /// The document's sections that are recorded but that nothing acts on yet.
 pub fn pending_sections(desired: &DesiredState) -> Vec<&'static str> {
     let mut sections = Vec::new();
-    if !desired.storage.is_empty() {
-        sections.push("storage");
-    }
     if !desired.guests.is_empty() {
         sections.push("guests");
     }
@@ -107,6 +114,14 @@ pub enum SystemError {
     },
     #[error(transparent)]
     Network(#[from] NetError),
+    #[error("Cannot read the drives from {}", .path.display())]
+    ObserveStorage {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// Observes and changes the box; the seam between reconciling and the kernel.
@@ -123,11 +138,14 @@ pub trait System: Executor<HostAction, Error = SystemError> + Send + std::fmt::D
 /// copper autonegotiation takes 1 to 3 s.
 pub const CARRIER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+const PROC_MOUNTS: &str = "/proc/mounts";
+
 /// The real box.
 #[derive(Debug)]
 pub struct LiveSystem {
     pub proc_hostname: PathBuf,
     pub net_paths: NetPaths,
+    pub drive_paths: DrivePaths,
     net: NetExecutor,
 }
 
@@ -136,6 +154,7 @@ impl Default for LiveSystem {
         Self {
             proc_hostname: PathBuf::from(hostname::PROC_HOSTNAME),
             net_paths: NetPaths::default(),
+            drive_paths: DrivePaths::default(),
             net: NetExecutor::default(),
         }
     }
@@ -153,6 +172,7 @@ impl Executor<HostAction> for LiveSystem {
                 })
             }
             HostAction::Network(action) => Ok(self.net.execute(action)?),
+            HostAction::Storage(action) => Ok(storage::execute::execute(action)?),
         }
     }
 }
@@ -172,7 +192,16 @@ impl System for LiveSystem {
             })?;
         network.l3 = self.net.observe_l3()?;
         network.bridge_vlans = self.net.observe_bridge_vlans()?;
-        Ok(Observed { hostname, network })
+        let storage = storage::observe(&self.drive_paths, std::path::Path::new(PROC_MOUNTS))
+            .map_err(|source| SystemError::ObserveStorage {
+                path: self.drive_paths.sys_block.clone(),
+                source,
+            })?;
+        Ok(Observed {
+            hostname,
+            network,
+            storage,
+        })
     }
 
     fn port_carriers(&mut self, lan: &Lan) -> Result<Vec<(String, bool)>, SystemError> {
@@ -236,6 +265,7 @@ mod tests {
         let observed = Observed {
             hostname: hostname::DEFAULT_HOSTNAME.into(),
             network: NetObserved::default(),
+            storage: StorageObserved::default(),
         };
         assert!(plan(&DesiredState::default(), &observed, &no_ports()).is_empty());
         assert!(pending_sections(&DesiredState::default()).is_empty());
@@ -248,6 +278,7 @@ mod tests {
         let observed = Observed {
             hostname: "cairn".into(),
             network: NetObserved::default(),
+            storage: StorageObserved::default(),
         };
         let actions = plan(&desired, &observed, &no_ports());
         assert_eq!(
@@ -283,6 +314,7 @@ mod tests {
         let observed = Observed {
             hostname: "cairn".into(),
             network: NetObserved::default(),
+            storage: StorageObserved::default(),
         };
         let texts: Vec<String> = plan(&desired, &observed, &no_ports())
             .iter()

@@ -104,6 +104,8 @@ pub(crate) struct Volume {
     pub drives: Vec<String>,
     pub data_profile: String,
     pub metadata_profile: String,
+    #[serde(default)]
+    pub wipe: bool,
 }
 
 #[derive(Debug, Deserialize)]

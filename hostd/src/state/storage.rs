@@ -32,6 +32,11 @@ pub struct Volume {
     pub drives: Vec<DrivePath>,
     pub data_profile: Profile,
     pub metadata_profile: Profile,
+    /// Whether hostd may overwrite drives that hold something it did not create (a
+    /// partition table, another filesystem). Without it such a drive is refused, so that a
+    /// typo in a drive path cannot erase a disk.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub wipe: bool,
 }
 
 /// Btrfs block-group profiles, named as `mkfs.btrfs -d/-m` takes them.
@@ -164,6 +169,7 @@ pub(super) fn convert(doc: &document::Storage, errors: &mut Errors) -> (StorageS
                 drives,
                 data_profile,
                 metadata_profile,
+                wipe: volume.wipe,
             });
             positions.push(i);
         }

@@ -24,6 +24,12 @@ pub const TOOLS: &[&str] = &[
     "busctl",      // the standard tool to introspect and call hostd's API (from systemd)
 ];
 
+/// Libraries the tools load with dlopen(3), so that no DT_NEEDED entry names them and the
+/// library closure cannot find them: glibc's pthread_cancel loads libgcc_s for unwinding,
+/// and `btrfs scrub start -B` cancels its progress thread when the scrub ends (without it
+/// the tool aborts with "libgcc_s.so.1 must be installed for pthread_cancel to work").
+pub const DLOPENED: &[&str] = &["usr/lib/x86_64-linux-gnu/libgcc_s.so.1"];
+
 /// Where the broker's configuration goes; init starts `dbus-daemon` with it.
 pub const DBUS_SYSTEM_CONF_PATH: &str = "etc/cairn/dbus-system.conf";
 
@@ -297,6 +303,10 @@ pub fn assemble(root: &Path, inputs: &RootInputs) -> Result<usize, RootfsError> 
     }
 
     install_tools(inputs.debroot, root, TOOLS)?;
+    for location in DLOPENED {
+        let real = resolve_in_root(inputs.debroot, &inputs.debroot.join(location))?;
+        install_file(&real, &root.join(location), true)?;
+    }
     for applet in BUSYBOX_APPLETS {
         let link = root.join("usr/bin").join(applet);
         if !link.exists() {

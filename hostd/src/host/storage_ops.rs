@@ -1,0 +1,171 @@
+//! The core's on-demand storage operations: what they need resolved from the committed
+//! document and the drives before a job runs them (the jobs themselves run without the
+//! core's lock, see `api.rs`).
+
+use std::path::PathBuf;
+
+use super::{Core, system_error};
+use crate::api::HostError;
+use crate::reconcile::System;
+use crate::state::{DrivePath, ObjectName, Volume};
+use crate::storage::maintenance::Replacement;
+use crate::storage::plan::mount_point;
+use crate::storage::signature::Contents;
+use crate::store::Filesystem;
+
+/// How `cairnctl storage replace` names the member that is gone.
+pub const MISSING: &str = "missing";
+
+impl<S: System, F: Filesystem> Core<S, F> {
+    /// Whether the committed document has volumes (a store that cannot be read: no).
+    pub fn has_volumes(&self) -> bool {
+        self.current()
+            .ok()
+            .flatten()
+            .is_some_and(|(_, state)| !state.storage.volumes.is_empty())
+    }
+
+    /// The document's volume `name` and its mount point; an error unless it is mounted.
+    pub fn mounted_volume(&self, name: &str) -> Result<(Volume, PathBuf), HostError> {
+        let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
+        let Some((index, volume)) = desired
+            .storage
+            .volumes
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.name.as_str() == name)
+        else {
+            let names: Vec<&str> = desired
+                .storage
+                .volumes
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect();
+            return Err(HostError::NotFound(format!(
+                "There is no volume {name:?} in the committed document (it has: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        };
+        let path = mount_point(index);
+        let observed = self.system.observe().map_err(system_error)?;
+        if observed
+            .storage
+            .mount_at(&path)
+            .is_none_or(|entry| entry.fs_type != "btrfs")
+        {
+            return Err(HostError::System(format!(
+                "Volume {name} is not mounted at {path} (see `cairnctl status` and `cairnctl storage volume`)"
+            )));
+        }
+        Ok((volume.clone(), PathBuf::from(path)))
+    }
+
+    /// Checks a replace request: `old` is a member's drive path or `missing`, `new` a blank
+    /// drive that is not the boot device.
+    pub fn replacement(
+        &self,
+        volume: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<Replacement, HostError> {
+        let (spec, path) = self.mounted_volume(volume)?;
+        let observed = self.system.observe().map_err(system_error)?.storage;
+        let fs = observed
+            .volume(volume)
+            .ok_or_else(|| HostError::System(format!("No drive of volume {volume} is present")))?;
+        let devid = if old == MISSING {
+            (1..=fs.num_devices)
+                .find(|devid| !fs.members.contains_key(devid))
+                .ok_or_else(|| {
+                    HostError::Invalid(format!(
+                        "old: volume {volume} has no missing drive (expected the path of one of its drives)"
+                    ))
+                })?
+        } else {
+            fs.members
+                .iter()
+                .find(|(_, drive)| drive.sys.is_named(old))
+                .map(|(devid, _)| *devid)
+                .ok_or_else(|| {
+                    HostError::Invalid(format!(
+                        "old: {old} is not a drive of volume {volume} (expected one of its drives, or `missing`)"
+                    ))
+                })?
+        };
+        let drive = observed.drive_named(new).ok_or_else(|| {
+            HostError::Invalid(format!(
+                "new: {new} is not a drive on this box (`cairnctl storage drives` lists them)"
+            ))
+        })?;
+        if drive.sys.is_boot_device() {
+            return Err(HostError::Invalid(format!(
+                "new: {new} is the boot device (it is never offered)"
+            )));
+        }
+        if drive.contents != Contents::Blank {
+            return Err(HostError::Invalid(format!(
+                "new: {new} is not blank (expected a drive with nothing on it)"
+            )));
+        }
+        Ok(Replacement {
+            volume: volume.to_string(),
+            mount_point: path.display().to_string(),
+            devid,
+            new_device: drive.device().display().to_string(),
+            data: spec.data_profile,
+            metadata: spec.metadata_profile,
+        })
+    }
+}
+
+impl<S: System, F: Filesystem> Core<S, F> {
+    /// After a replace: commits the document again with the new drive in place of the old
+    /// one (for `missing`, the first listed drive that is not on the box), so that the
+    /// desired state names the drives the volume has. Returns the new generation.
+    pub fn record_replacement(
+        &mut self,
+        volume: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<u64, HostError> {
+        let mut desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
+        let observed = self.system.observe().map_err(system_error)?.storage;
+        let new_path = DrivePath::try_from(new)
+            .map_err(|error| HostError::Invalid(format!("new: {error}")))?;
+        let Some(spec) = desired
+            .storage
+            .volumes
+            .iter_mut()
+            .find(|v| v.name.as_str() == volume)
+        else {
+            return Err(HostError::NotFound(format!(
+                "There is no volume {volume:?}"
+            )));
+        };
+        let slot = spec.drives.iter().position(|drive| {
+            if old == MISSING {
+                observed.drive_named(drive.as_str()).is_none()
+            } else {
+                drive.as_str() == old
+            }
+        });
+        match slot {
+            Some(index) => spec.drives[index] = new_path,
+            // The old drive was not listed by this name: the new one is added, so that the
+            // document still names every member.
+            None => spec.drives.push(new_path),
+        }
+        let generation = self.store.commit(&desired)?;
+        tracing::info!(%generation, "volume {volume}: {old} replaced by {new} in the document");
+        Ok(generation.get())
+    }
+}
+
+/// A subvolume name from the wire, checked like every name in the document.
+pub fn subvolume_name(field: &str, text: &str) -> Result<ObjectName, HostError> {
+    ObjectName::try_from(text).map_err(|error| HostError::Invalid(format!("{field}: {error}")))
+}

@@ -1,0 +1,166 @@
+//! Carries out [`StorageAction`]s: `mkfs.btrfs` from btrfs-progs (no library makes a
+//! multi-device Btrfs filesystem: libbtrfsutil covers subvolumes only, and the kernel has no
+//! mkfs), and mount(2) for the rest.
+
+use std::path::Path;
+use std::process::Command;
+
+use nix::mount::MntFlags;
+
+use super::plan::{MOUNT_FLAGS, MOUNT_OPTIONS, MountVolume, StorageAction};
+use super::signature::LABEL_PREFIX;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("Cannot run {program}")]
+    Spawn {
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} failed ({status}): {stderr}")]
+    Tool {
+        program: &'static str,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("Cannot create the mount point {path}")]
+    MountPoint {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Cannot mount volume {name} at {path} (options {options})")]
+    Mount {
+        name: String,
+        path: String,
+        options: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("Cannot unmount {path}")]
+    Unmount {
+        path: String,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+/// Runs a btrfs-progs tool and turns a failure into its stderr.
+pub fn run_tool(program: &'static str, args: &[&str]) -> Result<String, StorageError> {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|source| StorageError::Spawn { program, source })?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(StorageError::Tool {
+            program,
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// The `-o` string for a mount: the members by name (the image has no udev to run `btrfs
+/// device scan` on hotplug), the common options, and `degraded` when members are missing.
+pub fn mount_data(mount: &MountVolume) -> String {
+    let mut options: Vec<String> = mount
+        .devices
+        .iter()
+        .map(|device| format!("device={device}"))
+        .collect();
+    options.push(MOUNT_OPTIONS.to_string());
+    if mount.missing > 0 {
+        options.push("degraded".to_string());
+    }
+    options.join(",")
+}
+
+pub fn execute(action: &StorageAction) -> Result<(), StorageError> {
+    match action {
+        StorageAction::CreateVolume {
+            name,
+            devices,
+            data,
+            metadata,
+        } => {
+            let label = format!("{LABEL_PREFIX}{name}");
+            // -f: hostd has already refused drives holding anything it was not told to wipe.
+            let mut args = vec![
+                "-f",
+                "-L",
+                &label,
+                "-d",
+                data.as_str(),
+                "-m",
+                metadata.as_str(),
+            ];
+            args.extend(devices.iter().map(String::as_str));
+            run_tool("mkfs.btrfs", &args)?;
+            Ok(())
+        }
+        StorageAction::Mount(mount) => {
+            std::fs::create_dir_all(&mount.mount_point).map_err(|source| {
+                StorageError::MountPoint {
+                    path: mount.mount_point.clone(),
+                    source,
+                }
+            })?;
+            let data = mount_data(mount);
+            let first = mount.devices.first().map(String::as_str);
+            nix::mount::mount(
+                first,
+                Path::new(&mount.mount_point),
+                Some("btrfs"),
+                MOUNT_FLAGS,
+                Some(data.as_str()),
+            )
+            .map_err(|source| StorageError::Mount {
+                name: mount.name.clone(),
+                path: mount.mount_point.clone(),
+                options: data.clone(),
+                source,
+            })?;
+            if mount.missing > 0 {
+                tracing::error!(
+                    "volume {} is mounted DEGRADED at {}: {} drive(s) missing; replace them (`cairnctl storage replace`)",
+                    mount.name,
+                    mount.mount_point,
+                    mount.missing
+                );
+            }
+            Ok(())
+        }
+        StorageAction::Unmount(mount) => {
+            nix::mount::umount2(Path::new(&mount.mount_point), MntFlags::empty()).map_err(
+                |source| StorageError::Unmount {
+                    path: mount.mount_point.clone(),
+                    source,
+                },
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degraded_is_added_only_when_members_are_missing() {
+        let mut mount = MountVolume {
+            name: "tank".into(),
+            mount_point: "/volume1".into(),
+            devices: vec!["/dev/sdb".into(), "/dev/sdc".into()],
+            missing: 0,
+        };
+        assert_eq!(
+            mount_data(&mount),
+            "device=/dev/sdb,device=/dev/sdc,compress=zstd:1,discard=async,space_cache=v2"
+        );
+        mount.missing = 1;
+        assert!(mount_data(&mount).ends_with(",degraded"));
+    }
+}

@@ -1,0 +1,59 @@
+//! Storage: the NAS drives and the Btrfs volumes the desired state's `storage` section asks
+//! for, created with `mkfs.btrfs` and mounted at `/volume<N>` on every boot.
+//!
+//! - [`drives`]: whole disks from sysfs, with udev-style stable names (the image has no udev).
+//! - [`signature`]: what a drive's first MiB holds: blank, a Btrfs member, something else.
+//! - [`observe`]: drives, their contents and the mount table.
+//! - [`plan`]: pure: what the document asks that the drives refuse, and the actions.
+//! - [`execute`]: mkfs.btrfs and mount(2).
+//! - [`maintenance`]: replacing a drive and scrubbing, as jobs.
+//! - [`subvolumes`]: subvolumes, snapshots and clones through libbtrfsutil.
+//! - [`view`]: `cairnctl storage drives|volume` and the degraded alert in `cairnctl status`.
+
+pub mod drives;
+pub mod execute;
+pub mod maintenance;
+pub mod observe;
+pub mod plan;
+pub mod signature;
+pub mod subvolumes;
+pub mod view;
+
+use std::time::{Duration, Instant};
+
+pub use drives::DrivePaths;
+pub use execute::StorageError;
+pub use observe::{StorageObserved, observe};
+pub use plan::StorageAction;
+
+/// At boot the SCSI and NVMe drivers find drives asynchronously after their modules load:
+/// a reconcile that looked too early would mount a volume degraded for want of a drive that
+/// was a second away. Waits until the list of disks has not changed for `quiet`, at most
+/// `limit`.
+pub fn wait_for_drives(paths: &DrivePaths, quiet: Duration, limit: Duration) {
+    let list = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&paths.sys_block)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let deadline = Instant::now() + limit;
+    let mut seen = list();
+    let mut since = Instant::now();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = list();
+        if now != seen {
+            seen = now;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            return;
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Pure: the storage section against the drives the box has — what is refused, and the
+//! actions that create and mount the volumes.
+//!
+//! A volume is found again by its filesystem label, `cairn-<name>`, which hostd writes at
+//! creation; it is mounted at `/volume<N>`, N its position in the document counted from 1
+//! (what the admin sees in the document is what the path says).
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use super::observe::{Drive, StorageObserved};
+use super::signature::Contents;
+use crate::plan::{Action, Undo};
+use crate::state::{FieldError, Profile, StorageSpec, Volume};
+
+/// Btrfs mount options for every volume, chosen for VM disk images (see README "Storage"):
+/// - copy-on-write stays on (no `nodatacow`): without it Btrfs keeps no checksums for the
+///   data and raid1 cannot tell the good copy from the bad one, and snapshots would CoW
+///   anyway;
+/// - `noatime` (a mount flag, [`MOUNT_FLAGS`]: the kernel's Btrfs parser does not take it
+///   as an option string): a read would otherwise write metadata, and on CoW that costs
+///   space in every snapshot;
+/// - `compress=zstd:1`: cheapest zstd level; Btrfs gives up on extents that do not shrink,
+///   so incompressible guest data costs little CPU;
+/// - `discard=async`: frees SSD blocks in batches in the background instead of on every
+///   delete (the kernel ignores it on drives without discard);
+/// - `space_cache=v2`: the free-space tree (the default since btrfs-progs 5.15, named so
+///   that older filesystems are converted).
+pub const MOUNT_OPTIONS: &str = "compress=zstd:1,discard=async,space_cache=v2";
+pub const MOUNT_FLAGS: nix::mount::MsFlags = nix::mount::MsFlags::MS_NOATIME;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageAction {
+    /// `mkfs.btrfs` over blank (or `wipe`d) drives.
+    CreateVolume {
+        name: String,
+        devices: Vec<String>,
+        data: Profile,
+        metadata: Profile,
+    },
+    Mount(MountVolume),
+    Unmount(MountVolume),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountVolume {
+    pub name: String,
+    pub mount_point: String,
+    /// The members present, `/dev/…`.
+    pub devices: Vec<String>,
+    /// Members the filesystem has that are not present: more than 0 mounts `degraded`.
+    pub missing: u64,
+}
+
+impl fmt::Display for StorageAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CreateVolume {
+                name,
+                devices,
+                data,
+                metadata,
+            } => write!(
+                f,
+                "create Btrfs volume {name} ({data} data, {metadata} metadata) on {}",
+                devices.join(", ")
+            ),
+            Self::Mount(mount) if mount.missing > 0 => write!(
+                f,
+                "mount volume {} at {} DEGRADED ({} of {} drives missing)",
+                mount.name,
+                mount.mount_point,
+                mount.missing,
+                mount.missing + mount.devices.len() as u64
+            ),
+            Self::Mount(mount) => {
+                write!(f, "mount volume {} at {}", mount.name, mount.mount_point)
+            }
+            Self::Unmount(mount) => {
+                write!(
+                    f,
+                    "unmount volume {} from {}",
+                    mount.name, mount.mount_point
+                )
+            }
+        }
+    }
+}
+
+impl Action for StorageAction {
+    fn undo(&self) -> Undo<Self> {
+        match self {
+            // The new filesystem stays: its drives were blank or given up with `wipe`, and
+            // the next apply of the same document finds it by its label and mounts it.
+            Self::CreateVolume { .. } => Undo::Nothing,
+            Self::Mount(mount) => Undo::Run(Self::Unmount(mount.clone())),
+            Self::Unmount(mount) => Undo::Run(Self::Mount(mount.clone())),
+        }
+    }
+}
+
+pub fn mount_point(index: usize) -> String {
+    format!("/volume{}", index + 1)
+}
+
+/// What the document asks that the drives cannot give: unknown drives, the boot device,
+/// drives in use. One path-level error each; an empty list lets the apply go on.
+pub fn check(spec: &StorageSpec, observed: &StorageObserved) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    // Sorted: kernel names follow probe order, which the admin cannot see.
+    let mut offered: Vec<String> = observed
+        .drives
+        .iter()
+        .filter(|drive| !drive.sys.is_boot_device())
+        .filter_map(|drive| {
+            drive
+                .sys
+                .by_id
+                .clone()
+                .or_else(|| drive.sys.by_path.clone())
+        })
+        .collect();
+    offered.sort();
+    for (v, volume) in spec.volumes.iter().enumerate() {
+        let existing = observed.volume(volume.name.as_str());
+        for (d, path) in volume.drives.iter().enumerate() {
+            let field = format!("storage.volumes[{v}].drives[{d}]");
+            let Some(drive) = observed.drive_named(path.as_str()) else {
+                // A member of an existing volume may be gone: the volume mounts degraded.
+                if existing.is_none() {
+                    let expected = if offered.is_empty() {
+                        "this box offers no drive".to_string()
+                    } else {
+                        format!("expected one of: {}", offered.join(", "))
+                    };
+                    errors.push(FieldError::new(
+                        field,
+                        format!("{path} is not a drive on this box ({expected}; `cairnctl storage drives` lists them)"),
+                    ));
+                }
+                continue;
+            };
+            if let Some(why) = refusal(spec, volume, drive, existing.is_some()) {
+                errors.push(FieldError::new(field, format!("{path} {why}")));
+            }
+        }
+    }
+    errors
+}
+
+/// Why `drive` cannot be a drive of `volume`, if it cannot.
+fn refusal(
+    spec: &StorageSpec,
+    volume: &Volume,
+    drive: &Drive,
+    volume_exists: bool,
+) -> Option<String> {
+    if drive.sys.is_boot_device() {
+        return Some(
+            "is the boot device (it holds /config and the boot partitions; it is never offered)"
+                .into(),
+        );
+    }
+    if drive.sys.held {
+        return Some(
+            "is in use by device-mapper or md (expected a drive nothing stacks on)".into(),
+        );
+    }
+    let wipe_hint = "add wipe = true to this volume to erase it";
+    let not_member = || {
+        format!(
+            "is not a drive of the existing volume {} (adding drives to a volume is not supported yet)",
+            volume.name
+        )
+    };
+    match &drive.contents {
+        Contents::Btrfs(member) => {
+            let owner = member.cairn_volume();
+            if owner == Some(volume.name.as_str()) {
+                return None;
+            }
+            if let Some(other) = owner
+                && spec.volumes.iter().any(|v| v.name.as_str() == other)
+            {
+                return Some(format!(
+                    "is a drive of volume {other} (expected a drive no volume uses)"
+                ));
+            }
+            if !volume.wipe {
+                return Some(match owner {
+                    Some(other) => format!(
+                        "holds the Cairn volume {other}, which is not in this document ({wipe_hint})"
+                    ),
+                    None => format!(
+                        "holds a Btrfs filesystem labelled {:?} that hostd did not create ({wipe_hint})",
+                        member.label
+                    ),
+                });
+            }
+            volume_exists.then(not_member)
+        }
+        Contents::Foreign { what } if !volume.wipe => Some(format!("holds {what} ({wipe_hint})")),
+        Contents::Blank | Contents::Foreign { .. } => volume_exists.then(not_member),
+    }
+}
+
+/// The actions that take the drives to the document. Assumes [`check`] found nothing:
+/// drives it would refuse are skipped.
+pub fn plan(spec: &StorageSpec, observed: &StorageObserved) -> Vec<StorageAction> {
+    let mut actions = Vec::new();
+    for (v, volume) in spec.volumes.iter().enumerate() {
+        let mount_point = mount_point(v);
+        let mounted = observed
+            .mount_at(&mount_point)
+            .is_some_and(|entry| entry.fs_type == "btrfs");
+        match observed.volume(volume.name.as_str()) {
+            Some(fs) => {
+                if !mounted {
+                    actions.push(StorageAction::Mount(MountVolume {
+                        name: volume.name.to_string(),
+                        mount_point,
+                        devices: fs
+                            .members
+                            .values()
+                            .map(|drive| drive.device().display().to_string())
+                            .collect(),
+                        missing: fs.missing(),
+                    }));
+                }
+            }
+            None => {
+                let devices: Vec<String> = volume
+                    .drives
+                    .iter()
+                    .filter_map(|path| observed.drive_named(path.as_str()))
+                    .map(|drive| drive.device().display().to_string())
+                    .collect();
+                if devices.len() != volume.drives.len() {
+                    continue;
+                }
+                actions.push(StorageAction::CreateVolume {
+                    name: volume.name.to_string(),
+                    devices: devices.clone(),
+                    data: volume.data_profile,
+                    metadata: volume.metadata_profile,
+                });
+                actions.push(StorageAction::Mount(MountVolume {
+                    name: volume.name.to_string(),
+                    mount_point,
+                    devices,
+                    missing: 0,
+                }));
+            }
+        }
+    }
+    actions
+}

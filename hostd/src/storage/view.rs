@@ -1,0 +1,297 @@
+//! What `cairnctl storage drives` and `cairnctl storage volume` show: the drives with their
+//! bay and use, and each volume of the document with its state, space and members.
+
+use board_configs::DriveSlot;
+use serde::{Deserialize, Serialize};
+
+use super::observe::StorageObserved;
+use super::plan::mount_point;
+use super::signature::Contents;
+use crate::state::StorageSpec;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageView {
+    pub drives: Vec<DriveView>,
+    pub volumes: Vec<VolumeView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriveView {
+    /// The name a document uses: by-id when the drive has a serial, else by-path.
+    pub path: String,
+    pub by_path: Option<String>,
+    pub device: String,
+    pub slot: Option<String>,
+    pub model: String,
+    pub serial: String,
+    pub size_bytes: u64,
+    /// `hdd` or `ssd` (the kernel's rotational flag).
+    pub kind: String,
+    /// `free`, `volume <name>`, `boot device`, or what it holds.
+    pub usage: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeView {
+    pub name: String,
+    pub mount_point: String,
+    /// `mounted`, `degraded`, `not mounted`, `not created`.
+    pub state: String,
+    pub size_bytes: Option<u64>,
+    pub used_bytes: Option<u64>,
+    pub data_profile: String,
+    pub metadata_profile: String,
+    /// `devid: /dev/sdX (path)` or `devid: missing`.
+    pub devices: Vec<String>,
+    pub missing: u64,
+}
+
+/// Space of a mounted filesystem: (size, used) in bytes.
+pub type SpaceOf<'a> = &'a dyn Fn(&str) -> Option<(u64, u64)>;
+
+pub fn view(
+    spec: &StorageSpec,
+    observed: &StorageObserved,
+    slots: &[DriveSlot],
+    space: SpaceOf<'_>,
+) -> StorageView {
+    let drives = observed
+        .drives
+        .iter()
+        .map(|drive| {
+            let usage = if drive.sys.is_boot_device() {
+                "boot device".to_string()
+            } else {
+                match &drive.contents {
+                    Contents::Blank => "free".to_string(),
+                    Contents::Btrfs(member) => match member.cairn_volume() {
+                        Some(name) => format!("volume {name}"),
+                        None => format!("Btrfs {:?}", member.label),
+                    },
+                    Contents::Foreign { what } => what.clone(),
+                }
+            };
+            DriveView {
+                path: drive
+                    .sys
+                    .by_id
+                    .clone()
+                    .or_else(|| drive.sys.by_path.clone())
+                    .unwrap_or_else(|| drive.device().display().to_string()),
+                by_path: drive.sys.by_path.clone(),
+                device: drive.device().display().to_string(),
+                slot: drive.sys.slot(slots).map(str::to_string),
+                model: drive.sys.model.clone(),
+                serial: drive.sys.serial.clone(),
+                size_bytes: drive.sys.size_bytes,
+                kind: if drive.sys.rotational { "hdd" } else { "ssd" }.to_string(),
+                usage,
+            }
+        })
+        .collect();
+    let volumes = spec
+        .volumes
+        .iter()
+        .enumerate()
+        .map(|(index, volume)| {
+            let mount_point = mount_point(index);
+            let fs = observed.volume(volume.name.as_str());
+            let mount = observed
+                .mount_at(&mount_point)
+                .filter(|entry| entry.fs_type == "btrfs");
+            let missing = fs.as_ref().map_or(0, |fs| fs.missing());
+            let state = match (&fs, mount) {
+                (None, None) => "not created",
+                (_, Some(_)) if missing > 0 => "degraded",
+                (_, Some(_)) => "mounted",
+                (Some(_), None) => "not mounted",
+            };
+            let mut devices = Vec::new();
+            if let Some(fs) = &fs {
+                for devid in 1..=fs
+                    .num_devices
+                    .max(fs.members.keys().max().copied().unwrap_or(0))
+                {
+                    match fs.members.get(&devid) {
+                        Some(drive) => devices.push(format!(
+                            "{devid}: {} ({})",
+                            drive.device().display(),
+                            drive
+                                .sys
+                                .by_id
+                                .as_deref()
+                                .or(drive.sys.by_path.as_deref())
+                                .unwrap_or("no stable name")
+                        )),
+                        None if u64::try_from(fs.members.len()).unwrap_or(0) < fs.num_devices => {
+                            devices.push(format!("{devid}: missing"));
+                        }
+                        // A devid left free by a removed or replaced drive.
+                        None => {}
+                    }
+                }
+            }
+            let (size_bytes, used_bytes) = match mount.and_then(|_| space(&mount_point)) {
+                Some((size, used)) => (Some(size), Some(used)),
+                None => (None, None),
+            };
+            VolumeView {
+                name: volume.name.to_string(),
+                mount_point,
+                state: state.to_string(),
+                size_bytes,
+                used_bytes,
+                data_profile: volume.data_profile.to_string(),
+                metadata_profile: volume.metadata_profile.to_string(),
+                devices,
+                missing,
+            }
+        })
+        .collect();
+    StorageView { drives, volumes }
+}
+
+/// The alerts `cairnctl status` shows for storage: one line per degraded volume.
+pub fn alerts(view: &StorageView) -> Vec<String> {
+    view.volumes
+        .iter()
+        .filter(|volume| volume.missing > 0)
+        .map(|volume| {
+            format!(
+                "volume {} is DEGRADED: {} drive(s) missing; its data has less redundancy until a drive is replaced (`cairnctl storage replace`)",
+                volume.name, volume.missing
+            )
+        })
+        .collect()
+}
+
+fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+impl StorageView {
+    pub fn render_drives(&self) -> String {
+        if self.drives.is_empty() {
+            return "no drives".to_string();
+        }
+        let mut text = format!(
+            "{:<6} {:<8} {:<4} {:>10}  {:<20} {:<16} {:<24} path",
+            "slot", "device", "kind", "size", "model", "serial", "use"
+        );
+        for drive in &self.drives {
+            text.push_str(&format!(
+                "\n{:<6} {:<8} {:<4} {:>10}  {:<20} {:<16} {:<24} {}",
+                drive.slot.as_deref().unwrap_or("-"),
+                drive.device.trim_start_matches("/dev/"),
+                drive.kind,
+                size_text(drive.size_bytes),
+                drive.model,
+                drive.serial,
+                drive.usage,
+                drive.path
+            ));
+        }
+        text
+    }
+
+    pub fn render_volumes(&self) -> String {
+        if self.volumes.is_empty() {
+            return "no volumes in the document".to_string();
+        }
+        let mut text = String::new();
+        for volume in &self.volumes {
+            let space = match (volume.size_bytes, volume.used_bytes) {
+                (Some(size), Some(used)) => {
+                    format!("{} used of {}", size_text(used), size_text(size))
+                }
+                _ => "-".to_string(),
+            };
+            text.push_str(&format!(
+                "{} at {}: {}\n  profiles: {} data, {} metadata\n  space: {space}\n  devices:\n",
+                volume.name,
+                volume.mount_point,
+                volume.state,
+                volume.data_profile,
+                volume.metadata_profile
+            ));
+            for device in &volume.devices {
+                text.push_str(&format!("    {device}\n"));
+            }
+        }
+        text.trim_end().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::DesiredState;
+    use crate::storage::drives::SysDrive;
+    use crate::storage::observe::{Drive, MountEntry};
+    use crate::storage::signature::{classify, fake_btrfs_head};
+
+    #[test]
+    fn a_mounted_volume_missing_a_member_is_degraded_with_an_alert() {
+        let spec = DesiredState::from_toml(
+            "version = 1\n[[storage.volumes]]\nname = \"tank\"\ndrives = [\"/dev/disk/by-id/virtio-A\", \"/dev/disk/by-id/virtio-B\"]\ndata_profile = \"raid1\"\nmetadata_profile = \"raid1\"\n",
+        )
+        .expect("a valid document")
+        .storage;
+        let observed = StorageObserved {
+            drives: vec![Drive {
+                sys: SysDrive {
+                    kernel_name: "vdb".into(),
+                    by_id: Some("/dev/disk/by-id/virtio-A".into()),
+                    by_path: Some("/dev/disk/by-path/pci-0000:00:0a.0".into()),
+                    model: "virtio disk".into(),
+                    serial: "A".into(),
+                    size_bytes: 1 << 30,
+                    rotational: false,
+                    partitions: Vec::new(),
+                    held: false,
+                },
+                contents: classify(&fake_btrfs_head(3, "cairn-tank", 1, 2)),
+            }],
+            mounts: vec![MountEntry {
+                source: "/dev/vdb".into(),
+                mount_point: "/volume1".into(),
+                fs_type: "btrfs".into(),
+                options: "rw,noatime,degraded".into(),
+            }],
+        };
+        let slots = vec![DriveSlot {
+            name: "m2-1".into(),
+            by_path: "pci-0000:00:0a.0".into(),
+        }];
+        let shown = view(&spec, &observed, &slots, &|_| Some((100, 40)));
+        assert_eq!(shown.drives[0].slot.as_deref(), Some("m2-1"));
+        assert_eq!(shown.drives[0].usage, "volume tank");
+        assert_eq!(shown.drives[0].kind, "ssd");
+        let volume = &shown.volumes[0];
+        assert_eq!(volume.state, "degraded");
+        assert_eq!(
+            volume.devices,
+            [
+                "1: /dev/vdb (/dev/disk/by-id/virtio-A)".to_string(),
+                "2: missing".to_string()
+            ]
+        );
+        assert_eq!(
+            (volume.size_bytes, volume.used_bytes),
+            (Some(100), Some(40))
+        );
+        assert_eq!(
+            alerts(&shown),
+            [
+                "volume tank is DEGRADED: 1 drive(s) missing; its data has less redundancy until a drive is replaced (`cairnctl storage replace`)"
+            ]
+        );
+    }
+}

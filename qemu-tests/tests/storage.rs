@@ -1,0 +1,387 @@
+//! Storage end to end on the qemu-x86_64 board, one boot for the whole story (boots are the
+//! expensive part under TCG): drives and bays, refused documents that touch no drive, a raid1
+//! volume over two throttled HDDs that survives a reboot, a pulled drive (QMP device_del)
+//! after which the data still reads and the volume mounts degraded with an alert, then a
+//! replacement and a clean scrub, and subvolumes, snapshots and clones.
+#![cfg(feature = "vm-tests")]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use qemu_tests::{Appliance, BayDrive, Image, Launch, timeouts};
+
+const BOARD: &str = "qemu-x86_64";
+/// Big enough for Btrfs raid1 (each member needs room for its chunks) and small enough
+/// that a scrub under TCG takes seconds.
+const DRIVE_MIB: u64 = 1024;
+/// Test data written to the volume.
+const DATA_MIB: u32 = 24;
+
+fn bays() -> Vec<BayDrive> {
+    [
+        ("hdd1", 1, "HDD1", true),
+        ("hdd2", 2, "HDD2", true),
+        ("hdd3", 3, "HDD3", true),
+        ("ssd1", 4, "SSD1", false),
+    ]
+    .into_iter()
+    .map(|(id, bay, serial, hdd)| BayDrive {
+        id: id.into(),
+        bay,
+        serial: serial.into(),
+        size_mib: DRIVE_MIB,
+        hdd,
+    })
+    .collect()
+}
+
+fn by_id(serial: &str) -> String {
+    format!("/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_{serial}")
+}
+
+/// The last JSON line (object or array) a command printed: hostd logs to the same console.
+fn json_output(text: &str) -> Result<serde_json::Value> {
+    let line = text
+        .lines()
+        .rev()
+        .find(|line| line.starts_with('{') || line.starts_with('['))
+        .with_context(|| format!("no JSON line in {text:?}"))?;
+    serde_json::from_str(line).with_context(|| format!("not JSON: {line:?}"))
+}
+
+fn write_file(app: &mut Appliance, path: &str, lines: &[String]) -> Result<()> {
+    let quoted: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            assert!(!line.contains('\''), "no single quotes in test documents");
+            format!("'{line}'")
+        })
+        .collect();
+    app.shell(&format!("printf '%s\\n' {} > {path}", quoted.join(" ")))?;
+    Ok(())
+}
+
+fn volume_doc(drives: &[String], data: &str, metadata: &str) -> Vec<String> {
+    let list: Vec<String> = drives.iter().map(|d| format!("\"{d}\"")).collect();
+    vec![
+        "version = 1".into(),
+        "[[storage.volumes]]".into(),
+        "name = \"tank\"".into(),
+        format!("drives = [{}]", list.join(", ")),
+        format!("data_profile = \"{data}\""),
+        format!("metadata_profile = \"{metadata}\""),
+    ]
+}
+
+/// serial → kernel device, from `cairnctl --json storage drives`.
+fn devices(app: &mut Appliance) -> Result<BTreeMap<String, serde_json::Value>> {
+    let drives = json_output(&app.shell("cairnctl --json storage drives")?)?;
+    let list = drives.as_array().context("drives is not a list")?;
+    Ok(list
+        .iter()
+        .map(|drive| {
+            (
+                drive["serial"].as_str().unwrap_or_default().to_string(),
+                drive.clone(),
+            )
+        })
+        .collect())
+}
+
+/// SHA-256 of the first MiB of every bay drive.
+fn heads(app: &mut Appliance) -> Result<String> {
+    Ok(app.shell(
+        "for d in /dev/sd?; do echo $d $(dd if=$d bs=1M count=1 2>/dev/null | sha256sum); done",
+    )?)
+}
+
+fn volume(app: &mut Appliance) -> Result<serde_json::Value> {
+    let volumes = json_output(&app.shell("cairnctl --json storage volume")?)?;
+    volumes
+        .get(0)
+        .cloned()
+        .with_context(|| format!("no volume in {volumes}"))
+}
+
+fn refused(app: &mut Appliance, doc: &[String], line: &str) -> Result<()> {
+    write_file(app, "/tmp/bad.toml", doc)?;
+    let before = heads(app)?;
+    let result = app.shell_status("cairnctl config apply /tmp/bad.toml")?;
+    ensure!(
+        result.status == 2 && result.output.lines().any(|l| l.trim() == line),
+        "expected exit 2 and the line {line:?}, got {}: {:?}",
+        result.status,
+        result.output
+    );
+    let after = heads(app)?;
+    ensure!(
+        before == after,
+        "a refused document changed a drive's first MiB:\n{before}\n{after}"
+    );
+    Ok(())
+}
+
+fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check()? {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    bail!("{what} did not happen within {limit:?}")
+}
+
+/// Proves drives are listed with their bays, bad volumes are refused with their path-level
+/// message and no drive touched, and a raid1 volume keeps its data across a reboot, a pulled
+/// drive (degraded mount with an alert) and a replacement, with a clean scrub.
+#[test]
+fn raid1_volume_survives_reboot_pulled_drive_and_replacement() -> Result<()> {
+    let image = Image::from_env()?;
+    let launch = Launch::direct_kernel("storage", BOARD).bays(bays());
+    let mut app = Appliance::launch(&image, launch)?;
+    app.wait_ready(timeouts::ready_direct())?;
+
+    // Drives: the four bays with their kind, and the boot disk marked as such.
+    let drives = devices(&mut app)?;
+    for (serial, bay, kind) in [
+        ("HDD1", "bay1", "hdd"),
+        ("HDD2", "bay2", "hdd"),
+        ("HDD3", "bay3", "hdd"),
+        ("SSD1", "bay4", "ssd"),
+    ] {
+        let drive = drives
+            .get(serial)
+            .with_context(|| format!("{serial} not listed: {drives:?}"))?;
+        ensure!(
+            drive["slot"] == bay
+                && drive["kind"] == kind
+                && drive["usage"] == "free"
+                && drive["path"] == by_id(serial).as_str(),
+            "{serial}: {drive}"
+        );
+    }
+    let boot = drives
+        .values()
+        .find(|d| d["usage"] == "boot device")
+        .context("no boot device listed")?;
+    let boot_path = boot["path"].as_str().context("boot path")?.to_string();
+    let human = app.shell("cairnctl storage drives")?;
+    ensure!(
+        human.contains("bay1") && human.contains("boot device"),
+        "{human}"
+    );
+
+    // Bad input: refused with the path-level message, no drive touched.
+    let ssd_device = drives["SSD1"]["device"]
+        .as_str()
+        .context("SSD1 device")?
+        .to_string();
+    app.shell(&format!("mke2fs -q -F {ssd_device}"))?;
+    let ssd = devices(&mut app)?;
+    ensure!(
+        ssd["SSD1"]["usage"] == "an ext2/3/4 filesystem",
+        "{}",
+        ssd["SSD1"]
+    );
+    refused(
+        &mut app,
+        &volume_doc(&[by_id("HDD1"), boot_path.clone()], "raid1", "raid1"),
+        &format!(
+            "storage.volumes[0].drives[1]: {boot_path} is the boot device (it holds /config and the boot partitions; it is never offered)"
+        ),
+    )?;
+    refused(
+        &mut app,
+        &volume_doc(&[by_id("HDD1"), by_id("SSD1")], "raid1", "raid1"),
+        &format!(
+            "storage.volumes[0].drives[1]: {} holds an ext2/3/4 filesystem (add wipe = true to this volume to erase it)",
+            by_id("SSD1")
+        ),
+    )?;
+    refused(
+        &mut app,
+        &volume_doc(&[by_id("HDD1")], "raid1", "raid1"),
+        "storage.volumes[0].drives: 1 drive is too few for data_profile raid1 (expected at least 2)",
+    )?;
+    refused(
+        &mut app,
+        &volume_doc(&[by_id("HDD1"), by_id("NOPE")], "raid1", "raid1"),
+        &format!(
+            "storage.volumes[0].drives[1]: {} is not a drive on this box (expected one of: {}, {}, {}, {}; `cairnctl storage drives` lists them)",
+            by_id("NOPE"),
+            by_id("HDD1"),
+            by_id("HDD2"),
+            by_id("HDD3"),
+            by_id("SSD1")
+        ),
+    )?;
+
+    // A raid1 volume over two HDDs, with data and its checksum.
+    write_file(
+        &mut app,
+        "/tmp/tank.toml",
+        &volume_doc(&[by_id("HDD1"), by_id("HDD2")], "raid1", "raid1"),
+    )?;
+    let started = Instant::now();
+    app.shell("cairnctl config apply /tmp/tank.toml")?;
+    eprintln!(
+        "storage: raid1 volume created and mounted in {:?}",
+        started.elapsed()
+    );
+    let tank = volume(&mut app)?;
+    ensure!(
+        tank["state"] == "mounted"
+            && tank["mount_point"] == "/volume1"
+            && tank["data_profile"] == "raid1"
+            && tank["devices"].as_array().is_some_and(|d| d.len() == 2)
+            && tank["size_bytes"].as_u64().is_some_and(|s| s > 0),
+        "{tank}"
+    );
+    let mounts = app.shell("grep ' /volume1 ' /proc/mounts")?;
+    ensure!(
+        [
+            "btrfs",
+            "noatime",
+            "compress=zstd:1",
+            "discard=async",
+            "space_cache=v2"
+        ]
+        .iter()
+        .all(|o| mounts.contains(o)),
+        "{mounts}"
+    );
+    app.shell(&format!("dd if=/dev/urandom of=/volume1/data bs=1M count={DATA_MIB} 2>/dev/null && cd /volume1 && sha256sum data > data.sha256 && sync"))?;
+
+    qemu_tests::probe::reboot(&mut app)?;
+    ensure!(
+        volume(&mut app)?["state"] == "mounted",
+        "not mounted after reboot"
+    );
+    app.shell("cd /volume1 && sha256sum -c data.sha256")?;
+
+    // Pull HDD2: the data still reads (from HDD1's copy), status says degraded.
+    app.vm().qmp().device_del("hdd2")?;
+    wait_until("HDD2 gone from the guest", timeouts::console(), || {
+        Ok(!devices(&mut app)?.contains_key("HDD2"))
+    })?;
+    app.shell("echo 3 > /proc/sys/vm/drop_caches; cd /volume1 && sha256sum -c data.sha256")?;
+    let tank = volume(&mut app)?;
+    ensure!(
+        tank["state"] == "degraded" && tank["missing"] == 1,
+        "{tank}"
+    );
+    let status = app.shell("cairnctl status")?;
+    ensure!(
+        status.contains("ALERT:") && status.contains("volume tank is DEGRADED: 1 drive(s) missing"),
+        "{status}"
+    );
+
+    // After a reboot without it, the volume mounts degraded on its own, loudly.
+    qemu_tests::probe::reboot(&mut app)?;
+    let tank = volume(&mut app)?;
+    ensure!(tank["state"] == "degraded", "{tank}");
+    let mounts = app.shell("grep ' /volume1 ' /proc/mounts")?;
+    ensure!(mounts.contains("degraded"), "{mounts}");
+    let log = app.shell("cairnctl log")?;
+    ensure!(
+        log.contains("volume tank is mounted DEGRADED at /volume1"),
+        "{log}"
+    );
+    app.shell("cd /volume1 && sha256sum -c data.sha256")?;
+
+    replace_and_scrub(&mut app)?;
+    snapshots(&mut app)?;
+    app.finish();
+    Ok(())
+}
+
+fn replace_and_scrub(app: &mut Appliance) -> Result<()> {
+    let started = Instant::now();
+    let replaced = app.shell(&format!(
+        "cairnctl --json storage replace tank missing {}",
+        by_id("HDD3")
+    ))?;
+    let replace_time = started.elapsed();
+    let result = json_output(&replaced)?;
+    ensure!(result["volume"] == "tank", "{result}");
+    // The document now names the drive the volume has.
+    let shown = json_output(&app.shell("cairnctl --json config show")?)?;
+    let toml = shown["toml"].as_str().context("no toml")?;
+    ensure!(
+        shown["generation"] == result["generation"]
+            && toml.contains(&by_id("HDD3"))
+            && !toml.contains(&by_id("HDD2")),
+        "{shown}"
+    );
+    let tank = volume(app)?;
+    ensure!(tank["state"] == "mounted" && tank["missing"] == 0, "{tank}");
+    let started = Instant::now();
+    let scrub = json_output(&app.shell("cairnctl --json storage scrub tank")?)?;
+    let scrub_time = started.elapsed();
+    ensure!(
+        scrub["uncorrectable_errors"] == 0
+            && scrub["csum_errors"] == 0
+            && scrub["read_errors"] == 0
+            && scrub["bytes_scrubbed"]
+                .as_u64()
+                .is_some_and(|b| b >= u64::from(DATA_MIB) << 20),
+        "{scrub}"
+    );
+    eprintln!("storage: replace took {replace_time:?}, scrub {scrub_time:?}");
+    app.shell("cd /volume1 && sha256sum -c data.sha256")?;
+    let status = app.shell("cairnctl status")?;
+    ensure!(!status.contains("ALERT:"), "{status}");
+    Ok(())
+}
+
+fn snapshots(app: &mut Appliance) -> Result<()> {
+    app.shell("cairnctl storage subvolume create tank images")?;
+    // 1 MiB, not a line: a tiny file is stored inline in metadata and allocates no block.
+    app.shell("dd if=/dev/urandom of=/volume1/images/disk.img bs=64k count=16 2>/dev/null && cd /volume1/images && sha256sum disk.img > /tmp/first.sha256 && sync")?;
+    app.shell("cairnctl storage snapshot create tank images images-snap")?;
+    app.shell("cairnctl storage snapshot create --writable tank images images-clone")?;
+    app.shell("echo second > /volume1/images/disk.img")?;
+    let list = json_output(&app.shell("cairnctl --json storage snapshot list tank")?)?;
+    let entries = list.as_array().context("list is not a list")?;
+    let find = |name: &str| entries.iter().find(|e| e["name"] == name).cloned();
+    let snap = find("images-snap").with_context(|| format!("no snapshot in {list}"))?;
+    let clone = find("images-clone").with_context(|| format!("no clone in {list}"))?;
+    ensure!(
+        snap["read_only"] == true && snap["origin"] == "images",
+        "{snap}"
+    );
+    ensure!(
+        clone["read_only"] == false && clone["origin"] == "images",
+        "{clone}"
+    );
+    ensure!(
+        find("images").is_some_and(|e| e["origin"].is_null()),
+        "{list}"
+    );
+    ensure!(snap["bytes"].as_u64().is_some_and(|b| b > 0), "{snap}");
+    app.shell("cd /volume1/images-snap && sha256sum -c /tmp/first.sha256")?;
+    let readonly = app.shell_status("echo x > /volume1/images-snap/disk.img")?;
+    ensure!(readonly.status != 0, "a read-only snapshot took a write");
+    app.shell("echo third > /volume1/images-clone/disk.img")?;
+    ensure!(
+        app.shell("cat /volume1/images/disk.img")?.trim() == "second",
+        "clone wrote through"
+    );
+    app.shell("cairnctl storage snapshot delete tank images-snap")?;
+    app.shell("cairnctl storage snapshot delete tank images-clone")?;
+    let list = json_output(&app.shell("cairnctl --json storage snapshot list tank")?)?;
+    ensure!(
+        list.as_array()
+            .is_some_and(|l| l.len() == 1 && l[0]["name"] == "images"),
+        "{list}"
+    );
+    let missing = app.shell_status("cairnctl storage snapshot delete tank nope")?;
+    ensure!(
+        missing.status == 2 && missing.output.contains("no subvolume nope in volume tank"),
+        "{:?}",
+        missing.output
+    );
+    Ok(())
+}
