@@ -196,21 +196,20 @@ impl HostApi {
             })?
     }
 
-    /// Registers a job object and runs the apply on a blocking thread (actions are syscalls).
-    async fn start_apply(
+    /// Starts a job of `kind` unless one is running (then `Busy`, with `busy`'s text for
+    /// its id), publishes its object and drops the objects of jobs the registry forgot.
+    async fn publish_job(
         &self,
-        desired: DesiredState,
         server: &ObjectServer,
-    ) -> Result<OwnedObjectPath, HostError> {
+        kind: &'static str,
+        busy: fn(u64) -> String,
+    ) -> Result<(Job, OwnedObjectPath), HostError> {
         let (job, forgotten) = {
             let mut jobs = self.job_registry();
-            if let Some(running) = jobs.running(APPLY_JOB) {
-                let id = running.id();
-                return Err(HostError::Busy(format!(
-                    "Job {id} is applying a document; wait for it (`cairnctl job wait {id}`) or cancel it (`cairnctl job cancel {id}`)"
-                )));
+            if let Some(running) = jobs.running(kind) {
+                return Err(HostError::Busy(busy(running.id())));
             }
-            jobs.start(APPLY_JOB)
+            jobs.start(kind)
         };
         for id in forgotten {
             // Already gone is fine: the object is only a view of the registry.
@@ -221,6 +220,22 @@ impl HostApi {
             .at(path.clone(), JobObject::new(job.clone()))
             .await
             .map_err(HostError::ZBus)?;
+        Ok((job, path))
+    }
+
+    /// Registers a job object and runs the apply on a blocking thread (actions are syscalls).
+    async fn start_apply(
+        &self,
+        desired: DesiredState,
+        server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let (job, path) = self
+            .publish_job(server, APPLY_JOB, |id| {
+                format!(
+                    "Job {id} is applying a document; wait for it (`cairnctl job wait {id}`) or cancel it (`cairnctl job cancel {id}`)"
+                )
+            })
+            .await?;
         let core = Arc::clone(&self.core);
         tokio::task::spawn_blocking(move || {
             // The core is held while acting, not during the confirm window (up to 10
@@ -252,24 +267,13 @@ impl HostApi {
         server: &ObjectServer,
         work: impl FnOnce(&Job, &SharedCore) -> Result<String, HostError> + Send + 'static,
     ) -> Result<OwnedObjectPath, HostError> {
-        let (job, forgotten) = {
-            let mut jobs = self.job_registry();
-            if let Some(running) = jobs.running(STORAGE_JOB) {
-                let id = running.id();
-                return Err(HostError::Busy(format!(
+        let (job, path) = self
+            .publish_job(server, STORAGE_JOB, |id| {
+                format!(
                     "Job {id} is a storage operation still running; wait for it (`cairnctl job wait {id}`)"
-                )));
-            }
-            jobs.start(STORAGE_JOB)
-        };
-        for id in forgotten {
-            let _ = server.remove::<JobObject, _>(job_path(id)).await;
-        }
-        let path = job_path(job.id());
-        server
-            .at(path.clone(), JobObject::new(job.clone()))
-            .await
-            .map_err(HostError::ZBus)?;
+                )
+            })
+            .await?;
         let core = Arc::clone(&self.core);
         tokio::task::spawn_blocking(move || match work(&job, &core) {
             Ok(result) => {

@@ -111,21 +111,13 @@ fn vlan_42_takes_tagged_frames_and_not_untagged_ones() -> Result<()> {
     pair.peer.shell(
         "ip link add link bond0 name bond0.42 type vlan id 42 && ip link set bond0.42 up && ip addr add 10.42.42.2/24 dev bond0.42",
     )?;
-    let rx = |pair: &mut WiredPair, ifname: &str| -> Result<u64> {
-        let text = pair.appliance.shell(&format!(
-            "cat /sys/class/net/{ifname}/statistics/rx_packets"
-        ))?;
-        text.trim()
-            .parse()
-            .with_context(|| format!("rx_packets of {ifname}: {text:?}"))
-    };
 
     // Tagged: the frames arrive on the VLAN interface, and the appliance answers there.
-    let vlan_before = rx(&mut pair, &vlan_if)?;
+    let vlan_before = rx_packets(&mut pair, &vlan_if)?;
     let tagged = pair
         .peer
         .shell_status("ping -c 20 -i 0.05 -W 5 10.42.42.1")?;
-    let vlan_tagged = rx(&mut pair, &vlan_if)? - vlan_before;
+    let vlan_tagged = rx_packets(&mut pair, &vlan_if)? - vlan_before;
     let log = PingLog::parse(&tagged.output);
     ensure!(
         log.answered.len() >= 19,
@@ -141,13 +133,13 @@ fn vlan_42_takes_tagged_frames_and_not_untagged_ones() -> Result<()> {
     // The active port lan1 sees every frame; the VLAN interface must see none.
     pair.peer
         .shell("ip link set bond0.42 down && ip addr add 10.42.42.3/24 dev bond0")?;
-    let lan1_before = rx(&mut pair, "lan1")?;
-    let vlan_before = rx(&mut pair, &vlan_if)?;
+    let lan1_before = rx_packets(&mut pair, "lan1")?;
+    let vlan_before = rx_packets(&mut pair, &vlan_if)?;
     let untagged = pair
         .peer
         .shell_status("ping -c 20 -i 0.05 -W 2 -I bond0 10.42.42.1")?;
-    let lan1_untagged = rx(&mut pair, "lan1")? - lan1_before;
-    let vlan_untagged = rx(&mut pair, &vlan_if)? - vlan_before;
+    let lan1_untagged = rx_packets(&mut pair, "lan1")? - lan1_before;
+    let vlan_untagged = rx_packets(&mut pair, &vlan_if)? - vlan_before;
     eprintln!(
         "VLAN 42: {vlan_tagged} tagged frames reached {vlan_if}; of {lan1_untagged} untagged frames on lan1, {vlan_untagged} reached {vlan_if} (untagged ping: {})",
         untagged.output.lines().last().unwrap_or_default()
