@@ -67,6 +67,10 @@ pub const APPLIANCE_MODULES: &[&str] = &[
     "dm_mod",    // SSD cache (dm-cache, dm-writecache)
     "dm_cache",
     "dm_writecache",
+    "bcache",  // the cache-capable layer under HDD volumes, and their SSD caches
+    "md_mod",  // md arrays under a cache's SSDs:
+    "raid1",   // mirrored for a read-write cache,
+    "raid0",   // striped for a read-only cache on several SSDs
     "bonding", // link aggregation
     "8021q",   // VLANs
     "bridge",  // vSwitches

@@ -19,6 +19,8 @@ pub const TOOLS: &[&str] = &[
     "e2fsck",      // checks the config partition before it is mounted
     "mkfs.btrfs",  // creates volumes
     "btrfs",       // manages volumes, devices, scrub and balance
+    "make-bcache", // writes bcache superblocks: HDD members (backing) and cache SSDs
+    "mdadm",       // creates, assembles and stops the md array under a cache's SSDs
     "dbus-daemon", // the system bus broker hostd's API is on (config: DBUS_SYSTEM_CONF)
     "dbus-send",   // a stock bus client: introspect and call hostd from the console
     "busctl",      // the standard tool to introspect and call hostd's API (from systemd)
