@@ -157,6 +157,11 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
                 std::time::Duration::from_secs(1),
                 std::time::Duration::from_secs(10),
             );
+            // No udev: assemble cache arrays and register bcache devices before the mount.
+            hostd::storage::activate::activate(
+                &hostd::storage::DrivePaths::default(),
+                &hostd::storage::bcache::Sysfs::default(),
+            );
         }
         if let Err(error) = core.first_boot() {
             tracing::error!(

@@ -188,8 +188,32 @@ pub struct Appliance {
 impl Appliance {
     /// Boots `image` with a private qcow2 overlay of `cairn.img` as its only disk.
     pub fn launch(image: &Image, launch: Launch) -> Result<Self, ApplianceError> {
+        Self::launch_from(image, launch, None)
+    }
+
+    /// Pulls the plug (SIGKILL) and boots a new QEMU from copies of this one's disk and bay
+    /// drives as the kill left them: a power cut and the next power-on. `launch` must name
+    /// the same bays.
+    pub fn power_cut_and_boot(
+        &mut self,
+        image: &Image,
+        launch: Launch,
+    ) -> Result<Self, ApplianceError> {
+        self.vm.kill()?;
+        let previous = self.vm.dir().path().to_path_buf();
+        Self::launch_from(image, launch, Some(&previous))
+    }
+
+    fn launch_from(
+        image: &Image,
+        launch: Launch,
+        previous: Option<&Path>,
+    ) -> Result<Self, ApplianceError> {
         let dir = WorkDir::new(&launch.name)?;
-        let disk = dir.overlay(&image.disk, "cairn.qcow2")?;
+        let disk = match previous {
+            Some(previous) => dir.copy_in(&previous.join("cairn.qcow2"), "cairn.qcow2")?,
+            None => dir.overlay(&image.disk, "cairn.qcow2")?,
+        };
         let mut builder = QemuBuilder::new().accel(Accel::from_env()?);
         if let Some(mib) = launch.memory_mib {
             builder = builder.memory_mib(mib);
@@ -207,7 +231,11 @@ impl Appliance {
             builder = builder.nic(nic);
         }
         for bay in &launch.bays {
-            let path = dir.blank_drive(&format!("{}.qcow2", bay.id), bay.size_mib)?;
+            let file = format!("{}.qcow2", bay.id);
+            let path = match previous {
+                Some(previous) => dir.copy_in(&previous.join(&file), &file)?,
+                None => dir.blank_drive(&file, bay.size_mib)?,
+            };
             builder = builder.scsi_drive(ScsiDrive {
                 id: bay.id.clone(),
                 path,

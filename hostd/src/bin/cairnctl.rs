@@ -129,6 +129,8 @@ enum StorageCommand {
     Drives,
     /// The document's volumes: state, profiles, space, member drives.
     Volume,
+    /// Each volume's SSD cache: mode, state, dirty data, hit ratio, SSDs.
+    Cache,
     /// Replace drive OLD (its path, or `missing`) of VOLUME by the blank drive NEW, as a job
     /// with progress.
     Replace {
@@ -441,8 +443,12 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
                 (StorageCommand::Volume, true) => {
                     serde_json::to_string(&view.volumes).expect("volumes are strings and numbers")
                 }
+                (StorageCommand::Cache, true) => {
+                    serde_json::to_string(&view.caches).expect("caches are strings and numbers")
+                }
                 (StorageCommand::Drives, false) => view.render_drives(),
                 (StorageCommand::Volume, false) => view.render_volumes(),
+                (StorageCommand::Cache, false) => view.render_caches(),
                 (_, _) => unreachable!("operations are handled above"),
             }
         }
@@ -468,7 +474,10 @@ impl StorageCommand {
             | Self::Snapshot(SnapshotCommand::Create { .. } | SnapshotCommand::Delete { .. }) => {
                 true
             }
-            Self::Drives | Self::Volume | Self::Snapshot(SnapshotCommand::List { .. }) => false,
+            Self::Drives
+            | Self::Volume
+            | Self::Cache
+            | Self::Snapshot(SnapshotCommand::List { .. }) => false,
         }
     }
 
@@ -532,7 +541,7 @@ async fn storage_operation(
         StorageCommand::Snapshot(SnapshotCommand::Delete { volume, name }) => {
             host.snapshot_delete(volume, name).await?
         }
-        StorageCommand::Drives | StorageCommand::Volume => {
+        StorageCommand::Drives | StorageCommand::Volume | StorageCommand::Cache => {
             unreachable!("views are not jobs")
         }
     };

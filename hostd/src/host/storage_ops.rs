@@ -111,7 +111,14 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 "new: {new} is not blank (expected a drive with nothing on it)"
             )));
         }
+        let bcache = fs
+            .members
+            .values()
+            .any(|d| d.btrfs().is_some_and(|m| m.bcache));
+        let cache = observed.volume_cache(&fs).map(|c| (c.set_uuid, c.mode));
         Ok(Replacement {
+            bcache,
+            cache,
             volume: volume.to_string(),
             mount_point: path.display().to_string(),
             devid,

@@ -106,6 +106,15 @@ pub(crate) struct Volume {
     pub metadata_profile: String,
     #[serde(default)]
     pub wipe: bool,
+    #[serde(default)]
+    pub cache: Option<Cache>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Cache {
+    pub mode: String,
+    pub drives: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,10 @@
 //! metadata. The checks here are the ones that need no look at the hardware: enough drives for
 //! the profile, no drive in two volumes, and metadata at least as redundant as data (losing
 //! metadata loses the whole volume, so weaker metadata would make the data's redundancy moot).
+//!
+//! A volume may have an SSD cache (`cache = { mode = "read-only", drives = [...] }`): a
+//! read-write cache holds writes the HDDs do not have yet, so it needs two SSDs mirrored;
+//! a read-only cache holds copies only, so one SSD will do.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,6 +41,71 @@ pub struct Volume {
     /// typo in a drive path cannot erase a disk.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub wipe: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Cache>,
+}
+
+/// An SSD cache in front of a volume's HDDs (bcache, see `storage::cache`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cache {
+    pub mode: CacheMode,
+    pub drives: Vec<DrivePath>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CacheMode {
+    /// Reads are cached, writes go to the HDDs only (bcache `writearound`): the SSD holds
+    /// nothing the HDDs lack, so losing it loses nothing.
+    ReadOnly,
+    /// Writes land on the SSDs first and are written back later (bcache `writeback`): the
+    /// SSDs hold the only copy of recent writes, so they are mirrored.
+    ReadWrite,
+}
+
+impl CacheMode {
+    pub const NAMES: &'static [&'static str] = &["read-only", "read-write"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadOnly => "read-only",
+            Self::ReadWrite => "read-write",
+        }
+    }
+
+    /// The SSDs the mode needs.
+    pub fn min_drives(self) -> usize {
+        match self {
+            Self::ReadOnly => 1,
+            Self::ReadWrite => 2,
+        }
+    }
+}
+
+impl TryFrom<&str> for CacheMode {
+    type Error = ValueError;
+    fn try_from(text: &str) -> Result<Self, ValueError> {
+        match text {
+            "read-only" => Ok(Self::ReadOnly),
+            "read-write" => Ok(Self::ReadWrite),
+            _ => Err(ValueError::UnknownChoice {
+                what: "cache mode",
+                value: text.to_string(),
+                expected: Self::NAMES,
+            }),
+        }
+    }
+}
+
+impl fmt::Display for CacheMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for CacheMode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// Btrfs block-group profiles, named as `mkfs.btrfs -d/-m` takes them.
@@ -161,8 +230,23 @@ pub(super) fn convert(doc: &document::Storage, errors: &mut Errors) -> (StorageS
             format!("{path}.metadata_profile"),
             Profile::try_from(volume.metadata_profile.as_str()),
         );
-        if let (Some(name), Some(drives), Some(data_profile), Some(metadata_profile)) =
-            (name, drives, data_profile, metadata_profile)
+        let cache = match &volume.cache {
+            None => Some(None),
+            Some(cache) => {
+                let mode = errors.check(
+                    format!("{path}.cache.mode"),
+                    CacheMode::try_from(cache.mode.as_str()),
+                );
+                let drives = errors.check_all(
+                    &format!("{path}.cache.drives"),
+                    cache.drives.iter().map(|d| DrivePath::try_from(d.as_str())),
+                );
+                mode.zip(drives)
+                    .map(|(mode, drives)| Some(Cache { mode, drives }))
+            }
+        };
+        if let (Some(name), Some(drives), Some(data_profile), Some(metadata_profile), Some(cache)) =
+            (name, drives, data_profile, metadata_profile, cache)
         {
             spec.volumes.push(Volume {
                 name,
@@ -170,6 +254,7 @@ pub(super) fn convert(doc: &document::Storage, errors: &mut Errors) -> (StorageS
                 data_profile,
                 metadata_profile,
                 wipe: volume.wipe,
+                cache,
             });
             positions.push(i);
         }
@@ -253,5 +338,53 @@ pub(super) fn check_relations(volumes: &[(usize, &Volume)], errors: &mut Errors)
                 ),
             );
         }
+
+        if let Some(cache) = &volume.cache {
+            check_cache(&path, volume, cache, &mut owner, errors);
+        }
+    }
+}
+
+/// A cache's own checks: enough SSDs for its mode, none listed twice or used elsewhere.
+/// `owner` is shared with the volumes' drives, so a drive cannot be both.
+fn check_cache<'a>(
+    path: &str,
+    volume: &'a Volume,
+    cache: &'a Cache,
+    owner: &mut BTreeMap<&'a str, &'a ObjectName>,
+    errors: &mut Errors,
+) {
+    for (j, drive) in cache.drives.iter().enumerate() {
+        let drive_path = format!("{path}.cache.drives[{j}]");
+        if cache.drives[..j].contains(drive) {
+            errors.push(drive_path, format!("{drive} is listed twice in this cache"));
+        } else if let Some(other) = owner.get(drive.as_str()) {
+            let what = if *other == &volume.name && volume.drives.contains(drive) {
+                format!(
+                    "{drive} is a drive of this volume (expected an SSD of its own for the cache)"
+                )
+            } else {
+                format!(
+                    "{drive} is already used by volume {other} (expected an SSD no volume or cache uses)"
+                )
+            };
+            errors.push(drive_path, what);
+        } else {
+            owner.insert(drive.as_str(), &volume.name);
+        }
+    }
+    let count = cache.drives.len();
+    if count == 0 {
+        errors.push(
+            format!("{path}.cache.drives"),
+            "empty (expected at least one SSD)",
+        );
+    } else if count < cache.mode.min_drives() {
+        errors.push(
+            format!("{path}.cache.drives"),
+            format!(
+                "{count} SSD is too few for a read-write cache (expected 2, mirrored: a read-write cache holds writes the HDDs do not have yet, so losing its only SSD would lose them; use mode = \"read-only\" for one SSD)"
+            ),
+        );
     }
 }

@@ -77,9 +77,11 @@ pub const BY_PATH: &str = "/dev/disk/by-path/";
 /// Kernel names that are never NAS drives: loops, RAM disks, optical drives and stacked
 /// devices (their members are the drives).
 fn is_candidate(name: &str) -> bool {
-    !["loop", "ram", "zram", "sr", "dm-", "md", "nbd", "fd"]
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
+    ![
+        "loop", "ram", "zram", "sr", "dm-", "md", "nbd", "fd", "bcache",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
 }
 
 /// Every whole disk under `sys_block`, sorted by kernel name. A drive whose attributes

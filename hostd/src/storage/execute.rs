@@ -7,6 +7,7 @@ use std::process::Command;
 
 use nix::mount::MntFlags;
 
+use super::bcache::{BcacheError, Sysfs};
 use super::plan::{MOUNT_FLAGS, MOUNT_OPTIONS, MountVolume, StorageAction};
 use super::signature::LABEL_PREFIX;
 
@@ -44,6 +45,25 @@ pub enum StorageError {
         #[source]
         source: nix::Error,
     },
+    #[error("Cannot blank the first MiB of {device}")]
+    Wipe {
+        device: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bcache refused")]
+    Bcache(#[source] BcacheError),
+    #[error("The cache of volume {volume} names no SSD")]
+    NoCacheDrive { volume: String },
+    #[error("Cannot read bcache's state in sysfs")]
+    Observe {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "Drive {drive} of volume {volume} is a bcache backing device that does not run (its read-write cache, holding data the drive lacks, is missing: put its SSDs back)"
+    )]
+    NotRunning { volume: String, drive: String },
 }
 
 /// Runs a btrfs-progs tool and turns a failure into its stderr.
@@ -63,6 +83,59 @@ pub fn run_tool(program: &'static str, args: &[&str]) -> Result<String, StorageE
     }
 }
 
+/// Runs a tool with `input` on its standard input (for a question it asks).
+pub fn run_tool_with_input(
+    program: &'static str,
+    args: &[&str],
+    input: &str,
+) -> Result<String, StorageError> {
+    use std::io::Write;
+    let spawn = |source| StorageError::Spawn { program, source };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(spawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A tool that asks nothing closes its end: that is not an error.
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let output = child.wait_with_output().map_err(spawn)?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(StorageError::Tool {
+            program,
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// What Btrfs is mounted from: a drive's `/dev/bcacheN` when it is a bcache backing device,
+/// else the drive itself.
+pub fn mount_devices(sysfs: &Sysfs, mount: &MountVolume) -> Result<Vec<String>, StorageError> {
+    mount
+        .devices
+        .iter()
+        .map(|device| {
+            let name = device.trim_start_matches("/dev/");
+            if !sysfs.registered(name) {
+                return Ok(device.clone());
+            }
+            sysfs
+                .bcache_device(name)
+                .map(|bcache| format!("/dev/{bcache}"))
+                .ok_or_else(|| StorageError::NotRunning {
+                    volume: mount.name.clone(),
+                    drive: device.clone(),
+                })
+        })
+        .collect()
+}
+
 /// The `-o` string for a mount: the members by name (the image has no udev to run `btrfs
 /// device scan` on hotplug), the common options, and `degraded` when members are missing.
 pub fn mount_data(mount: &MountVolume) -> String {
@@ -79,13 +152,24 @@ pub fn mount_data(mount: &MountVolume) -> String {
 }
 
 pub fn execute(action: &StorageAction) -> Result<(), StorageError> {
+    let sysfs = Sysfs::default();
     match action {
         StorageAction::CreateVolume {
             name,
             devices,
             data,
             metadata,
+            bcache,
         } => {
+            let devices = if *bcache {
+                let drives: Vec<String> = devices
+                    .iter()
+                    .map(|d| d.trim_start_matches("/dev/").to_string())
+                    .collect();
+                super::cache::make_backing(&sysfs, &drives)?
+            } else {
+                devices.clone()
+            };
             let label = format!("{LABEL_PREFIX}{name}");
             // -f: hostd has already refused drives holding anything it was not told to wipe.
             let mut args = vec![
@@ -101,7 +185,13 @@ pub fn execute(action: &StorageAction) -> Result<(), StorageError> {
             run_tool("mkfs.btrfs", &args)?;
             Ok(())
         }
+        StorageAction::AttachCache(plan) => super::cache::attach(&sysfs, plan),
+        StorageAction::DetachCache(plan) => super::cache::detach(&sysfs, plan),
         StorageAction::Mount(mount) => {
+            let mount = &MountVolume {
+                devices: mount_devices(&sysfs, mount)?,
+                ..mount.clone()
+            };
             std::fs::create_dir_all(&mount.mount_point).map_err(|source| {
                 StorageError::MountPoint {
                     path: mount.mount_point.clone(),

@@ -26,6 +26,10 @@ pub struct Replacement {
     pub new_device: String,
     pub data: Profile,
     pub metadata: Profile,
+    /// The volume sits on bcache: the new drive becomes a backing device first.
+    pub bcache: bool,
+    /// The cache set and bcache mode the other members use, to attach the new one too.
+    pub cache: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +58,22 @@ pub fn replace_percent(status: &str) -> Option<u32> {
 pub fn replace(plan: &Replacement, progress: &dyn Fn(u32, &str)) -> Result<Replaced, StorageError> {
     let started = std::time::Instant::now();
     let devid = plan.devid.to_string();
+    let target = if plan.bcache {
+        progress(0, "making the new drive a bcache backing device");
+        let sysfs = super::bcache::Sysfs::default();
+        let drive = plan.new_device.trim_start_matches("/dev/").to_string();
+        let devices = super::cache::make_backing(&sysfs, std::slice::from_ref(&drive))?;
+        if let Some((set, mode)) = &plan.cache {
+            sysfs.attach(&drive, set).map_err(StorageError::Bcache)?;
+            sysfs.set_mode(&drive, mode).map_err(StorageError::Bcache)?;
+        }
+        devices
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| plan.new_device.clone())
+    } else {
+        plan.new_device.clone()
+    };
     progress(0, "starting btrfs replace");
     // -B keeps the command until the copy ends; -f because hostd has checked the new drive
     // is blank. Its progress comes from a second command meanwhile.
@@ -64,7 +84,7 @@ pub fn replace(plan: &Replacement, progress: &dyn Fn(u32, &str)) -> Result<Repla
             "-B",
             "-f",
             &devid,
-            &plan.new_device,
+            &target,
             &plan.mount_point,
         ])
         .stdout(std::process::Stdio::null())

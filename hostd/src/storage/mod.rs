@@ -1,6 +1,9 @@
 //! Storage: the NAS drives and the Btrfs volumes the desired state's `storage` section asks
 //! for, created with `mkfs.btrfs` and mounted at `/volume<N>` on every boot.
 //!
+//! - [`bcache`]: bcache and md in sysfs: the layer under HDD volumes and their caches.
+//! - [`activate`]: at start, what udev would do: assemble cache arrays, register bcache.
+//! - [`cache`]: attaching and detaching an SSD cache.
 //! - [`drives`]: whole disks from sysfs, with udev-style stable names (the image has no udev).
 //! - [`signature`]: what a drive's first MiB holds: blank, a Btrfs member, something else.
 //! - [`observe`]: drives, their contents and the mount table.
@@ -10,6 +13,9 @@
 //! - [`subvolumes`]: subvolumes, snapshots and clones through libbtrfsutil.
 //! - [`view`]: `cairnctl storage drives|volume` and the degraded alert in `cairnctl status`.
 
+pub mod activate;
+pub mod bcache;
+pub mod cache;
 pub mod drives;
 pub mod execute;
 pub mod maintenance;

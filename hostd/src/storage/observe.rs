@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::bcache::{self, BcacheObserved};
 use super::drives::{self, DrivePaths, SysDrive};
 use super::signature::{self, BtrfsMember, Contents};
 
@@ -25,7 +26,11 @@ impl Drive {
     pub fn btrfs(&self) -> Option<&BtrfsMember> {
         match &self.contents {
             Contents::Btrfs(member) => Some(member),
-            Contents::Blank | Contents::Foreign { .. } => None,
+            Contents::Blank
+            | Contents::Foreign { .. }
+            | Contents::BcacheCache { .. }
+            | Contents::BcacheBacking
+            | Contents::MdMember { .. } => None,
         }
     }
 }
@@ -43,6 +48,27 @@ pub struct MountEntry {
 pub struct StorageObserved {
     pub drives: Vec<Drive>,
     pub mounts: Vec<MountEntry>,
+    /// Registered bcache devices and md arrays.
+    #[serde(default)]
+    pub bcache: BcacheObserved,
+}
+
+/// The cache a volume's members are attached to, as the kernel has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedCache {
+    pub set_uuid: String,
+    /// bcache's mode of the first attached member.
+    pub mode: String,
+    /// The cache device (`sdd`, `md100`); `None` when the set's device is not registered.
+    pub device: Option<String>,
+    /// Kernel names of the SSDs under it.
+    pub ssds: Vec<String>,
+    /// Kernel names of the members' drives attached to it.
+    pub backing: Vec<String>,
+    pub state: String,
+    pub dirty_bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
 }
 
 /// A Btrfs filesystem as its present members' superblocks describe it.
@@ -96,6 +122,41 @@ impl StorageObserved {
             .max_by_key(|fs| fs.members.len())
     }
 
+    /// The cache set the filesystem's present members are attached to, if any.
+    pub fn volume_cache(&self, fs: &Filesystem<'_>) -> Option<ObservedCache> {
+        let attached: Vec<&bcache::Backing> = fs
+            .members
+            .values()
+            .filter_map(|drive| self.bcache.backing_of(&drive.sys.kernel_name))
+            .filter(|backing| backing.set_uuid.is_some())
+            .collect();
+        let first = attached.first()?;
+        let set_uuid = first.set_uuid.clone()?;
+        let device = self
+            .bcache
+            .cache_device(&set_uuid)
+            .map(|c| c.device.clone());
+        let state = if attached.iter().any(|b| b.state == "dirty") {
+            "dirty"
+        } else {
+            first.state.as_str()
+        };
+        Some(ObservedCache {
+            ssds: device
+                .as_deref()
+                .map(|d| self.bcache.drives_under(d))
+                .unwrap_or_default(),
+            device,
+            mode: first.mode.clone(),
+            backing: attached.iter().map(|b| b.drive.clone()).collect(),
+            state: state.to_string(),
+            dirty_bytes: attached.iter().map(|b| b.dirty_bytes).sum(),
+            hits: attached.iter().map(|b| b.hits).sum(),
+            misses: attached.iter().map(|b| b.misses).sum(),
+            set_uuid,
+        })
+    }
+
     pub fn mount_at(&self, mount_point: &str) -> Option<&MountEntry> {
         self.mounts
             .iter()
@@ -136,5 +197,10 @@ pub fn observe(paths: &DrivePaths, proc_mounts: &Path) -> io::Result<StorageObse
         drives.push(Drive { sys, contents });
     }
     let mounts = parse_mounts(&std::fs::read_to_string(proc_mounts)?);
-    Ok(StorageObserved { drives, mounts })
+    let bcache = bcache::observe(&paths.sys_block)?;
+    Ok(StorageObserved {
+        drives,
+        mounts,
+        bcache,
+    })
 }

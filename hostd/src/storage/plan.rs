@@ -13,7 +13,7 @@ use std::fmt;
 use super::observe::{Drive, StorageObserved};
 use super::signature::Contents;
 use crate::plan::{Action, Undo};
-use crate::state::{FieldError, Profile, StorageSpec, Volume};
+use crate::state::{CacheMode, FieldError, Profile, StorageSpec, Volume};
 
 /// Btrfs mount options for every volume, chosen for VM disk images (see README "Storage"):
 /// - copy-on-write stays on (no `nodatacow`): without it Btrfs keeps no checksums for the
@@ -39,9 +39,38 @@ pub enum StorageAction {
         devices: Vec<String>,
         data: Profile,
         metadata: Profile,
+        /// Each drive becomes a bcache backing device first, Btrfs goes on the
+        /// `/dev/bcacheN`s: what an HDD volume needs to take a cache later.
+        bcache: bool,
     },
     Mount(MountVolume),
     Unmount(MountVolume),
+    /// An SSD cache in front of a volume's backing devices.
+    AttachCache(CachePlan),
+    /// Writes the dirty data back, then lets the SSDs go (blank again).
+    DetachCache(CachePlan),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachePlan {
+    pub volume: String,
+    pub mode: CacheMode,
+    /// Kernel names of the SSDs.
+    pub ssds: Vec<String>,
+    /// Kernel names of the members' drives (their bcache backing devices).
+    pub backing: Vec<String>,
+}
+
+impl CachePlan {
+    fn ssd_list(&self) -> String {
+        let list: Vec<String> = self.ssds.iter().map(|d| format!("/dev/{d}")).collect();
+        let layout = match (self.ssds.len(), self.mode) {
+            (1, _) => "",
+            (_, CacheMode::ReadWrite) => " mirrored (md raid1)",
+            (_, CacheMode::ReadOnly) => " striped (md raid0)",
+        };
+        format!("{}{layout}", list.join(", "))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,10 +91,16 @@ impl fmt::Display for StorageAction {
                 devices,
                 data,
                 metadata,
+                bcache,
             } => write!(
                 f,
-                "create Btrfs volume {name} ({data} data, {metadata} metadata) on {}",
-                devices.join(", ")
+                "create Btrfs volume {name} ({data} data, {metadata} metadata) on {}{}",
+                devices.join(", "),
+                if *bcache {
+                    " (as bcache backing devices, ready for a cache)"
+                } else {
+                    ""
+                }
             ),
             Self::Mount(mount) if mount.missing > 0 => write!(
                 f,
@@ -85,6 +120,20 @@ impl fmt::Display for StorageAction {
                     mount.name, mount.mount_point
                 )
             }
+            Self::AttachCache(cache) => write!(
+                f,
+                "attach a {} cache on {} to volume {}",
+                cache.mode,
+                cache.ssd_list(),
+                cache.volume
+            ),
+            Self::DetachCache(cache) => write!(
+                f,
+                "detach the {} cache on {} from volume {} (dirty data is written back first)",
+                cache.mode,
+                cache.ssd_list(),
+                cache.volume
+            ),
         }
     }
 }
@@ -97,6 +146,8 @@ impl Action for StorageAction {
             Self::CreateVolume { .. } => Undo::Nothing,
             Self::Mount(mount) => Undo::Run(Self::Unmount(mount.clone())),
             Self::Unmount(mount) => Undo::Run(Self::Mount(mount.clone())),
+            Self::AttachCache(cache) => Undo::Run(Self::DetachCache(cache.clone())),
+            Self::DetachCache(cache) => Undo::Run(Self::AttachCache(cache.clone())),
         }
     }
 }
@@ -146,8 +197,32 @@ pub fn check(spec: &StorageSpec, observed: &StorageObserved) -> Vec<FieldError> 
                 errors.push(FieldError::new(field, format!("{path} {why}")));
             }
         }
+        if volume.cache.is_some() {
+            super::cache::check(v, volume, observed, &offered, &mut errors);
+        }
     }
     errors
+}
+
+/// What a drive's head holds, in words.
+pub fn describe(contents: &Contents) -> String {
+    match contents {
+        Contents::Blank => "nothing".into(),
+        Contents::Btrfs(member) => match member.cairn_volume() {
+            Some(name) => format!("the Cairn volume {name}"),
+            None => format!("a Btrfs filesystem labelled {:?}", member.label),
+        },
+        Contents::BcacheCache { .. } => "a bcache cache".into(),
+        Contents::BcacheBacking => "a bcache backing device without a filesystem".into(),
+        Contents::MdMember { .. } => "an md RAID member".into(),
+        Contents::Foreign { what } => what.clone(),
+    }
+}
+
+/// Whether a new volume on these drives goes on bcache: any HDD among them. SSD-only
+/// volumes stay directly on the drives (a cache would not speed them up).
+pub fn needs_cache_layer(drives: &[&Drive]) -> bool {
+    drives.iter().any(|drive| drive.sys.rotational)
 }
 
 /// Why `drive` cannot be a drive of `volume`, if it cannot.
@@ -163,9 +238,16 @@ fn refusal(
                 .into(),
         );
     }
+    // A member of this volume is held by its own bcache device.
+    if drive
+        .btrfs()
+        .is_some_and(|member| member.cairn_volume() == Some(volume.name.as_str()))
+    {
+        return None;
+    }
     if drive.sys.held {
         return Some(
-            "is in use by device-mapper or md (expected a drive nothing stacks on)".into(),
+            "is in use by bcache, device-mapper or md (expected a drive nothing stacks on)".into(),
         );
     }
     let wipe_hint = "add wipe = true to this volume to erase it";
@@ -201,8 +283,19 @@ fn refusal(
             }
             volume_exists.then(not_member)
         }
-        Contents::Foreign { what } if !volume.wipe => Some(format!("holds {what} ({wipe_hint})")),
-        Contents::Blank | Contents::Foreign { .. } => volume_exists.then(not_member),
+        Contents::Foreign { .. }
+        | Contents::BcacheCache { .. }
+        | Contents::BcacheBacking
+        | Contents::MdMember { .. }
+            if !volume.wipe =>
+        {
+            Some(format!("holds {} ({wipe_hint})", describe(&drive.contents)))
+        }
+        Contents::Blank
+        | Contents::Foreign { .. }
+        | Contents::BcacheCache { .. }
+        | Contents::BcacheBacking
+        | Contents::MdMember { .. } => volume_exists.then(not_member),
     }
 }
 
@@ -229,22 +322,44 @@ pub fn plan(spec: &StorageSpec, observed: &StorageObserved) -> Vec<StorageAction
                         missing: fs.missing(),
                     }));
                 }
+                let backing: Vec<String> = fs
+                    .members
+                    .values()
+                    .map(|drive| drive.sys.kernel_name.clone())
+                    .collect();
+                let on_bcache = fs
+                    .members
+                    .values()
+                    .all(|drive| drive.btrfs().is_some_and(|m| m.bcache));
+                let current = observed.volume_cache(&fs);
+                actions.extend(super::cache::plan(
+                    volume,
+                    current.as_ref(),
+                    backing,
+                    on_bcache,
+                    observed,
+                ));
             }
             None => {
-                let devices: Vec<String> = volume
+                let drives: Vec<&Drive> = volume
                     .drives
                     .iter()
                     .filter_map(|path| observed.drive_named(path.as_str()))
-                    .map(|drive| drive.device().display().to_string())
                     .collect();
-                if devices.len() != volume.drives.len() {
+                if drives.len() != volume.drives.len() {
                     continue;
                 }
+                let devices: Vec<String> = drives
+                    .iter()
+                    .map(|drive| drive.device().display().to_string())
+                    .collect();
+                let bcache = needs_cache_layer(&drives);
                 actions.push(StorageAction::CreateVolume {
                     name: volume.name.to_string(),
                     devices: devices.clone(),
                     data: volume.data_profile,
                     metadata: volume.metadata_profile,
+                    bcache,
                 });
                 actions.push(StorageAction::Mount(MountVolume {
                     name: volume.name.to_string(),
@@ -252,6 +367,8 @@ pub fn plan(spec: &StorageSpec, observed: &StorageObserved) -> Vec<StorageAction
                     devices,
                     missing: 0,
                 }));
+                let backing = drives.iter().map(|d| d.sys.kernel_name.clone()).collect();
+                actions.extend(super::cache::plan(volume, None, backing, bcache, observed));
             }
         }
     }

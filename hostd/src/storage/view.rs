@@ -1,10 +1,11 @@
 //! What `cairnctl storage drives` and `cairnctl storage volume` show: the drives with their
-//! bay and use, and each volume of the document with its state, space and members.
+//! bay and use, and each volume of the document with its state, space and members;
+//! `cairnctl storage cache`: each volume's SSD cache as the kernel runs it.
 
 use board_configs::DriveSlot;
 use serde::{Deserialize, Serialize};
 
-use super::observe::StorageObserved;
+use super::observe::{ObservedCache, StorageObserved};
 use super::plan::mount_point;
 use super::signature::Contents;
 use crate::state::StorageSpec;
@@ -13,6 +14,32 @@ use crate::state::StorageSpec;
 pub struct StorageView {
     pub drives: Vec<DriveView>,
     pub volumes: Vec<VolumeView>,
+    #[serde(default)]
+    pub caches: Vec<CacheView>,
+}
+
+/// A volume's cache: what the document asks and what bcache runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheView {
+    pub volume: String,
+    /// The document's mode (`read-only`, `read-write`), `-` when it asks for none.
+    pub mode: String,
+    /// bcache's mode as the kernel runs it (`writearound`, `writeback`), if attached.
+    pub bcache_mode: Option<String>,
+    /// `clean`, `dirty` (writes not yet on the HDDs), `not attached`, or `attached but not
+    /// in the document`.
+    pub state: String,
+    /// The SSDs: stable paths when known, else kernel names.
+    pub ssds: Vec<String>,
+    /// The bcache cache device (`sdd`, `md100`) and, for an array, its level and health.
+    pub device: Option<String>,
+    pub layout: Option<String>,
+    pub dirty_bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    /// Hits in percent (rounded down) of all reads and writes bcache looked up, when there
+    /// were any.
+    pub hit_ratio: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,12 +82,25 @@ pub fn view(
     slots: &[DriveSlot],
     space: SpaceOf<'_>,
 ) -> StorageView {
+    let observed_caches: Vec<(String, ObservedCache)> = spec
+        .volumes
+        .iter()
+        .filter_map(|volume| {
+            let fs = observed.volume(volume.name.as_str())?;
+            Some((volume.name.to_string(), observed.volume_cache(&fs)?))
+        })
+        .collect();
     let drives = observed
         .drives
         .iter()
         .map(|drive| {
+            let cache_of = observed_caches
+                .iter()
+                .find(|(_, cache)| cache.ssds.contains(&drive.sys.kernel_name));
             let usage = if drive.sys.is_boot_device() {
                 "boot device".to_string()
+            } else if let Some((volume, _)) = cache_of {
+                format!("cache of {volume}")
             } else {
                 match &drive.contents {
                     Contents::Blank => "free".to_string(),
@@ -68,6 +108,9 @@ pub fn view(
                         Some(name) => format!("volume {name}"),
                         None => format!("Btrfs {:?}", member.label),
                     },
+                    Contents::BcacheCache { .. } => "bcache cache".to_string(),
+                    Contents::BcacheBacking => "bcache backing device".to_string(),
+                    Contents::MdMember { .. } => "md RAID member".to_string(),
                     Contents::Foreign { what } => what.clone(),
                 }
             };
@@ -148,7 +191,97 @@ pub fn view(
             }
         })
         .collect();
-    StorageView { drives, volumes }
+    let caches = caches(spec, observed, &observed_caches);
+    StorageView {
+        drives,
+        volumes,
+        caches,
+    }
+}
+
+fn caches(
+    spec: &StorageSpec,
+    observed: &StorageObserved,
+    observed_caches: &[(String, ObservedCache)],
+) -> Vec<CacheView> {
+    let path_of = |kernel_name: &str| -> String {
+        observed
+            .drives
+            .iter()
+            .find(|d| d.sys.kernel_name == kernel_name)
+            .and_then(|d| d.sys.by_id.clone().or_else(|| d.sys.by_path.clone()))
+            .unwrap_or_else(|| kernel_name.to_string())
+    };
+    spec.volumes
+        .iter()
+        .filter_map(|volume| {
+            let current = observed_caches
+                .iter()
+                .find(|(name, _)| name == volume.name.as_str())
+                .map(|(_, cache)| cache);
+            if volume.cache.is_none() && current.is_none() {
+                return None;
+            }
+            let mode = volume
+                .cache
+                .as_ref()
+                .map_or("-".to_string(), |c| c.mode.to_string());
+            let Some(current) = current else {
+                return Some(CacheView {
+                    volume: volume.name.to_string(),
+                    mode,
+                    bcache_mode: None,
+                    state: "not attached".into(),
+                    ssds: volume
+                        .cache
+                        .iter()
+                        .flat_map(|c| c.drives.iter().map(|d| d.to_string()))
+                        .collect(),
+                    device: None,
+                    layout: None,
+                    dirty_bytes: 0,
+                    hits: 0,
+                    misses: 0,
+                    hit_ratio: None,
+                });
+            };
+            let layout =
+                current
+                    .device
+                    .as_deref()
+                    .map(|device| match observed.bcache.array(device) {
+                        Some(array) if array.degraded > 0 => format!(
+                            "md {} DEGRADED ({} SSD missing)",
+                            array.level, array.degraded
+                        ),
+                        Some(array)
+                            if array.sync_action != "idle" && !array.sync_action.is_empty() =>
+                        {
+                            format!("md {} ({})", array.level, array.sync_action)
+                        }
+                        Some(array) => format!("md {}", array.level),
+                        None => "one SSD".to_string(),
+                    });
+            let total = current.hits.saturating_add(current.misses);
+            Some(CacheView {
+                volume: volume.name.to_string(),
+                mode,
+                bcache_mode: Some(current.mode.clone()),
+                state: if volume.cache.is_some() {
+                    current.state.clone()
+                } else {
+                    format!("{}, attached but not in the document", current.state)
+                },
+                ssds: current.ssds.iter().map(|s| path_of(s)).collect(),
+                device: current.device.clone(),
+                layout,
+                dirty_bytes: current.dirty_bytes,
+                hits: current.hits,
+                misses: current.misses,
+                hit_ratio: (total > 0).then(|| current.hits.saturating_mul(100) / total),
+            })
+        })
+        .collect()
 }
 
 /// The alerts `cairnctl status` shows for storage: one line per degraded volume.
@@ -196,6 +329,36 @@ impl StorageView {
                 drive.serial,
                 drive.usage,
                 drive.path
+            ));
+        }
+        text
+    }
+
+    pub fn render_caches(&self) -> String {
+        if self.caches.is_empty() {
+            return "no caches".to_string();
+        }
+        let mut text = format!(
+            "{:<12} {:<10} {:<12} {:>10} {:>6}  {:<22} ssds",
+            "volume", "mode", "state", "dirty", "hits", "device"
+        );
+        for cache in &self.caches {
+            let device = match (&cache.device, &cache.layout) {
+                (Some(device), Some(layout)) => format!("{device} ({layout})"),
+                (Some(device), None) => device.clone(),
+                (None, _) => "-".to_string(),
+            };
+            text.push_str(&format!(
+                "\n{:<12} {:<10} {:<12} {:>10} {:>6}  {:<22} {}",
+                cache.volume,
+                cache.mode,
+                cache.state,
+                size_text(cache.dirty_bytes),
+                cache
+                    .hit_ratio
+                    .map_or("-".to_string(), |ratio| format!("{ratio}%")),
+                device,
+                cache.ssds.join(", ")
             ));
         }
         text
@@ -265,6 +428,7 @@ mod tests {
                 fs_type: "btrfs".into(),
                 options: "rw,noatime,degraded".into(),
             }],
+            bcache: Default::default(),
         };
         let slots = vec![DriveSlot {
             name: "m2-1".into(),

@@ -52,6 +52,7 @@ fn blank_drives_are_created_then_mounted() {
             drive("vdc", "B", &blank()),
         ],
         mounts: Vec::new(),
+        bcache: Default::default(),
     };
     let spec = spec(RAID1);
     assert!(check(&spec, &observed).is_empty());
@@ -62,7 +63,7 @@ fn blank_drives_are_created_then_mounted() {
     assert_eq!(
         texts,
         [
-            "create Btrfs volume tank (raid1 data, raid1 metadata) on /dev/vdb, /dev/vdc",
+            "create Btrfs volume tank (raid1 data, raid1 metadata) on /dev/vdb, /dev/vdc (as bcache backing devices, ready for a cache)",
             "mount volume tank at /volume1"
         ]
     );
@@ -74,6 +75,7 @@ fn an_existing_volume_is_mounted_again_and_degraded_when_a_member_is_gone() {
     let observed = StorageObserved {
         drives: vec![boot_drive(), drive("vdb", "A", &a)],
         mounts: Vec::new(),
+        bcache: Default::default(),
     };
     let spec = spec(RAID1);
     assert!(
@@ -121,6 +123,7 @@ fn bad_drives_are_refused_with_their_paths() {
             drive("vdd", "C", &blank()),
         ],
         mounts: Vec::new(),
+        bcache: Default::default(),
     };
     let refused = spec(
         "name = \"tank\"\ndrives = [\"/dev/disk/by-id/virtio-BOOT\", \"/dev/disk/by-id/virtio-A\", \"/dev/disk/by-id/virtio-B\", \"/dev/disk/by-id/virtio-X\"]\ndata_profile = \"raid1\"\nmetadata_profile = \"raid1\"\n",
@@ -150,6 +153,7 @@ fn a_drive_of_another_volume_is_refused_even_with_wipe() {
             drive("vdd", "C", &blank()),
         ],
         mounts: Vec::new(),
+        bcache: Default::default(),
     };
     let spec = DesiredState::from_toml(
         "version = 1\n[[storage.volumes]]\nname = \"tank\"\ndrives = [\"/dev/disk/by-id/virtio-C\"]\ndata_profile = \"single\"\nmetadata_profile = \"dup\"\n[[storage.volumes]]\nname = \"scratch\"\ndrives = [\"/dev/disk/by-id/virtio-B\", \"/dev/disk/by-id/virtio-A\"]\ndata_profile = \"single\"\nmetadata_profile = \"raid1\"\nwipe = true\n",

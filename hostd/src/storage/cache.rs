@@ -1,0 +1,447 @@
+//! SSD caches in front of HDD volumes: what the drives refuse, the attach/detach actions
+//! (pure), and carrying them out through bcache's sysfs files, `make-bcache` and `mdadm`.
+//!
+//! Why bcache and not dm-cache/dm-writecache: bcache keeps its metadata in superblocks on
+//! the devices themselves, so a cache can be attached to and detached from a running
+//! volume with one sysfs write, the volume's layout survives reboots by registering the
+//! devices (no table to rebuild, no separate metadata device to size), and its detach
+//! writes dirty data back before it lets go. The backing superblock in front of the data
+//! also means nothing can mount an HDD's Btrfs around the cache.
+//!
+//! Why md under the cache: bcache has one cache device per set, so two SSDs become one
+//! md array: raid1 for a read-write cache (the SSDs hold writes the HDDs lack yet, and
+//! losing one SSD must lose nothing), raid0 for a read-only cache (clean copies only:
+//! striping adds space, and losing an SSD only empties the cache).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::bcache::{self, BcacheError, Sysfs, bcache_mode, cache_mode};
+use super::execute::{StorageError, run_tool};
+use super::observe::{ObservedCache, StorageObserved};
+use super::plan::{CachePlan, StorageAction, describe};
+use super::signature::Contents;
+use crate::state::{Cache, CacheMode, FieldError, Volume};
+
+/// Time for the kernel to show a device it registered or an array mdadm started.
+const APPEAR: Duration = Duration::from_secs(20);
+/// A detach whose dirty data has not shrunk for this long is reported as stuck.
+const DETACH_STALL: Duration = Duration::from_secs(300);
+/// md arrays hostd makes are numbered from here, away from the low numbers anything
+/// else (an installer, a rescue system) would use.
+const FIRST_MD: u32 = 100;
+
+/// What the drives refuse of a volume's cache: one path-level error each.
+pub fn check(
+    v: usize,
+    volume: &Volume,
+    observed: &StorageObserved,
+    offered: &[String],
+    errors: &mut Vec<FieldError>,
+) {
+    let Some(cache) = &volume.cache else {
+        return;
+    };
+    let path = format!("storage.volumes[{v}].cache");
+    let members: Vec<_> = volume
+        .drives
+        .iter()
+        .filter_map(|d| observed.drive_named(d.as_str()))
+        .collect();
+    let existing = observed.volume(volume.name.as_str());
+    match &existing {
+        Some(fs) => {
+            if fs
+                .members
+                .values()
+                .any(|d| d.btrfs().is_some_and(|m| !m.bcache))
+            {
+                errors.push(FieldError::new(
+                    &path,
+                    format!(
+                        "volume {} lies directly on its drives, not on the bcache layer a cache needs (only HDD volumes are created on it; remove the cache)",
+                        volume.name
+                    ),
+                ));
+                return;
+            }
+        }
+        None => {
+            if !members.is_empty()
+                && members.len() == volume.drives.len()
+                && !super::plan::needs_cache_layer(&members)
+            {
+                errors.push(FieldError::new(
+                    &path,
+                    format!(
+                        "volume {} is on SSDs only, and a cache speeds up HDDs (expected a volume with HDDs; remove the cache)",
+                        volume.name
+                    ),
+                ));
+                return;
+            }
+        }
+    }
+    let current: BTreeSet<String> = existing
+        .as_ref()
+        .and_then(|fs| observed.volume_cache(fs))
+        .map(|c| c.ssds.into_iter().collect())
+        .unwrap_or_default();
+    for (d, ssd) in cache.drives.iter().enumerate() {
+        let field = format!("{path}.drives[{d}]");
+        let Some(drive) = observed.drive_named(ssd.as_str()) else {
+            errors.push(FieldError::new(
+                field,
+                format!(
+                    "{ssd} is not a drive on this box (expected one of: {}; `cairnctl storage drives` lists them)",
+                    offered.join(", ")
+                ),
+            ));
+            continue;
+        };
+        let why = if drive.sys.is_boot_device() {
+            Some("is the boot device (it holds /config and the boot partitions; it is never offered)".to_string())
+        } else if drive.sys.rotational {
+            Some("is a hard disk (expected an SSD)".to_string())
+        } else if current.contains(&drive.sys.kernel_name) {
+            None
+        } else if drive.sys.held {
+            Some(
+                "is in use by bcache, device-mapper or md (expected a drive nothing stacks on)"
+                    .to_string(),
+            )
+        } else {
+            match &drive.contents {
+                Contents::Blank => None,
+                Contents::Btrfs(member) if member.cairn_volume().is_some() => Some(format!(
+                    "holds {} (expected an SSD no volume uses)",
+                    describe(&drive.contents)
+                )),
+                contents if !volume.wipe => Some(format!(
+                    "holds {} (add wipe = true to this volume to erase it)",
+                    describe(contents)
+                )),
+                _ => None,
+            }
+        };
+        if let Some(why) = why {
+            errors.push(FieldError::new(field, format!("{ssd} {why}")));
+        }
+    }
+}
+
+/// The cache actions for one volume: none when the kernel already has what the document
+/// says; a changed cache (mode or SSDs) is detached and attached anew, since a read-only
+/// cache's striped array cannot become a read-write cache's mirror in place.
+pub fn plan(
+    volume: &Volume,
+    current: Option<&ObservedCache>,
+    backing: Vec<String>,
+    on_bcache: bool,
+    observed: &StorageObserved,
+) -> Vec<StorageAction> {
+    let desired = volume
+        .cache
+        .as_ref()
+        .and_then(|cache| desired_plan(volume, cache, &backing, observed));
+    let current = current.map(|c| CachePlan {
+        volume: volume.name.to_string(),
+        // A mode hostd does not set (writethrough, none) is treated as read-only: detaching
+        // it writes back whatever is dirty either way.
+        mode: cache_mode(&c.mode).unwrap_or(CacheMode::ReadOnly),
+        ssds: c.ssds.clone(),
+        backing: c.backing.clone(),
+    });
+    let same = |a: &CachePlan, b: &CachePlan| {
+        let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
+        a.mode == b.mode && set(&a.ssds) == set(&b.ssds) && set(&a.backing) == set(&b.backing)
+    };
+    let mut actions = Vec::new();
+    match (current, desired) {
+        (Some(current), Some(desired)) if same(&current, &desired) => {}
+        (current, desired) => {
+            if let Some(current) = current {
+                actions.push(StorageAction::DetachCache(current));
+            }
+            if let Some(desired) = desired
+                && on_bcache
+            {
+                actions.push(StorageAction::AttachCache(desired));
+            }
+        }
+    }
+    actions
+}
+
+fn desired_plan(
+    volume: &Volume,
+    cache: &Cache,
+    backing: &[String],
+    observed: &StorageObserved,
+) -> Option<CachePlan> {
+    let ssds: Option<Vec<String>> = cache
+        .drives
+        .iter()
+        .map(|d| {
+            observed
+                .drive_named(d.as_str())
+                .map(|drive| drive.sys.kernel_name.clone())
+        })
+        .collect();
+    Some(CachePlan {
+        volume: volume.name.to_string(),
+        mode: cache.mode,
+        ssds: ssds?,
+        backing: backing.to_vec(),
+    })
+}
+
+fn dev(name: &str) -> PathBuf {
+    Path::new("/dev").join(name)
+}
+
+/// Zeroes the first MiB of a device (every signature hostd and make-bcache look at), so a
+/// drive given up with `wipe`, or an SSD a cache lets go of, reads as blank.
+pub fn zero_head(device: &Path) -> Result<(), StorageError> {
+    use std::io::Write;
+    let io = |source| StorageError::Wipe {
+        device: device.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(device)
+        .map_err(io)?;
+    file.write_all(&vec![0u8; super::signature::HEAD_BYTES])
+        .map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+fn bcache_error(error: BcacheError) -> StorageError {
+    StorageError::Bcache(error)
+}
+
+/// Formats `drives` as bcache backing devices and registers them; returns the
+/// `/dev/bcacheN` of each, in order.
+pub fn make_backing(sysfs: &Sysfs, drives: &[String]) -> Result<Vec<String>, StorageError> {
+    for drive in drives {
+        zero_head(&dev(drive))?;
+    }
+    let mut args = vec!["-B".to_string(), "--wipe-bcache".to_string()];
+    args.extend(drives.iter().map(|d| dev(d).display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_tool("make-bcache", &args)?;
+    let mut devices = Vec::new();
+    for drive in drives {
+        if !sysfs.registered(drive) {
+            sysfs.register(&dev(drive)).map_err(bcache_error)?;
+        }
+        bcache::wait_for(&format!("/dev/bcacheN for {drive}"), APPEAR, || {
+            sysfs.bcache_device(drive).is_some_and(|b| dev(&b).exists())
+        })
+        .map_err(bcache_error)?;
+        let name = sysfs.bcache_device(drive).ok_or_else(|| {
+            bcache_error(BcacheError::Timeout {
+                what: format!("/dev/bcacheN for {drive}"),
+                seconds: 0,
+            })
+        })?;
+        devices.push(dev(&name).display().to_string());
+    }
+    Ok(devices)
+}
+
+fn held(sysfs: &Sysfs, device: &str) -> bool {
+    std::fs::read_dir(sysfs.sys_block.join(device).join("holders"))
+        .is_ok_and(|mut holders| holders.next().is_some())
+}
+
+fn free_md(sysfs: &Sysfs) -> String {
+    (FIRST_MD..)
+        .map(|n| format!("md{n}"))
+        .find(|name| !sysfs.sys_block.join(name).exists() && !dev(name).exists())
+        .expect("an unbounded range has a free md number")
+}
+
+/// Creates the cache device (an SSD, or an md array over several), makes it a bcache cache,
+/// attaches every backing device to it and sets the mode.
+pub fn attach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
+    for ssd in &plan.ssds {
+        zero_head(&dev(ssd))?;
+    }
+    let device = if plan.ssds.len() > 1 {
+        let md = free_md(sysfs);
+        let level = match plan.mode {
+            CacheMode::ReadWrite => "1",
+            CacheMode::ReadOnly => "0",
+        };
+        let name = format!("--name=cairn-cache-{}", plan.volume);
+        let count = format!("--raid-devices={}", plan.ssds.len());
+        let md_path = dev(&md).display().to_string();
+        let mut args = vec![
+            "--create",
+            md_path.as_str(),
+            "--run",
+            "--metadata=1.2",
+            &name,
+            &count,
+        ];
+        let level_arg = format!("--level={level}");
+        args.push(&level_arg);
+        // A write-intent bitmap: after a power cut the mirror resyncs only the regions
+        // written just before it, not the whole SSDs (and mdadm does not ask about it).
+        if plan.mode == CacheMode::ReadWrite {
+            args.push("--bitmap=internal");
+        }
+        let members: Vec<String> = plan
+            .ssds
+            .iter()
+            .map(|s| dev(s).display().to_string())
+            .collect();
+        args.extend(members.iter().map(String::as_str));
+        // `y`: mdadm asks before it creates a raid1 with metadata at the start of the
+        // drives ("may not be suitable as a boot device"); these are never boot devices.
+        super::execute::run_tool_with_input("mdadm", &args, "y\n")?;
+        bcache::wait_for(&format!("array {md}"), APPEAR, || {
+            sysfs.sys_block.join(&md).join("md").is_dir()
+        })
+        .map_err(bcache_error)?;
+        // The array's data area starts with whatever the SSDs held there.
+        zero_head(&dev(&md))?;
+        md
+    } else {
+        plan.ssds
+            .first()
+            .cloned()
+            .ok_or_else(|| StorageError::NoCacheDrive {
+                volume: plan.volume.clone(),
+            })?
+    };
+    let device_path = dev(&device).display().to_string();
+    run_tool("make-bcache", &["-C", "--wipe-bcache", &device_path])?;
+    sysfs.register(&dev(&device)).map_err(bcache_error)?;
+    bcache::wait_for(&format!("the cache set on {device}"), APPEAR, || {
+        sysfs.set_of(&device).is_some()
+    })
+    .map_err(bcache_error)?;
+    let set = sysfs.set_of(&device).unwrap_or_default();
+    for drive in &plan.backing {
+        sysfs.attach(drive, &set).map_err(bcache_error)?;
+        sysfs
+            .set_mode(drive, bcache_mode(plan.mode))
+            .map_err(bcache_error)?;
+    }
+    tracing::info!(
+        "volume {}: {} cache attached (set {set}, cache device {device})",
+        plan.volume,
+        plan.mode
+    );
+    Ok(())
+}
+
+/// Detaches every backing device (bcache writes dirty data back first; this waits and logs
+/// the progress), closes the cache set, stops the array and blanks the SSDs.
+pub fn detach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
+    let observed =
+        bcache::observe(&sysfs.sys_block).map_err(|source| StorageError::Observe { source })?;
+    let sets: BTreeSet<String> = plan
+        .backing
+        .iter()
+        .filter_map(|d| observed.backing_of(d)?.set_uuid.clone())
+        .collect();
+    for drive in &plan.backing {
+        if observed
+            .backing_of(drive)
+            .is_some_and(|b| b.set_uuid.is_some())
+        {
+            sysfs.detach(drive).map_err(bcache_error)?;
+        }
+    }
+    let started = Instant::now();
+    let mut last_dirty = u64::MAX;
+    let mut last_progress = Instant::now();
+    let mut last_log = Instant::now() - Duration::from_secs(10);
+    loop {
+        let attached: Vec<&String> = plan
+            .backing
+            .iter()
+            .filter(|d| {
+                sysfs
+                    .backing_state(d)
+                    .is_some_and(|state| state != "no cache")
+            })
+            .collect();
+        if attached.is_empty() {
+            break;
+        }
+        let dirty: u64 = attached.iter().map(|d| sysfs.dirty_bytes(d)).sum();
+        if dirty < last_dirty {
+            last_dirty = dirty;
+            last_progress = Instant::now();
+        }
+        if last_log.elapsed() >= Duration::from_secs(2) {
+            tracing::info!(
+                "volume {}: detaching the cache, {:.1} MiB of dirty data left to write back",
+                plan.volume,
+                dirty as f64 / f64::from(1 << 20)
+            );
+            last_log = Instant::now();
+        }
+        if last_progress.elapsed() > DETACH_STALL {
+            return Err(bcache_error(BcacheError::Timeout {
+                what: format!("writing back volume {}'s dirty data", plan.volume),
+                seconds: DETACH_STALL.as_secs(),
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    tracing::info!(
+        "volume {}: cache detached after {:.1} s, no dirty data left",
+        plan.volume,
+        started.elapsed().as_secs_f64()
+    );
+    for set in &sets {
+        let device = observed.cache_device(set).map(|c| c.device.clone());
+        if sysfs.set_exists(set) {
+            sysfs.unregister_set(set).map_err(bcache_error)?;
+            bcache::wait_for(&format!("cache set {set} to close"), APPEAR, || {
+                !sysfs.set_exists(set)
+            })
+            .map_err(bcache_error)?;
+        }
+        if let Some(device) = device
+            && let Some(array) = observed.array(&device)
+        {
+            let md = dev(&device).display().to_string();
+            // The set's close is asynchronous: the array stays busy for a moment.
+            let mut stopped = run_tool("mdadm", &["--stop", &md]);
+            let deadline = Instant::now() + APPEAR;
+            while stopped.is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(250));
+                stopped = run_tool("mdadm", &["--stop", &md]);
+            }
+            stopped?;
+            for member in &array.members {
+                let path = dev(member).display().to_string();
+                run_tool("mdadm", &["--zero-superblock", &path])?;
+            }
+        }
+    }
+    for ssd in &plan.ssds {
+        // A missing SSD (the reason to detach, perhaps) has nothing to blank.
+        if !dev(ssd).exists() {
+            continue;
+        }
+        // bcache and md let go of the drive asynchronously after the set is closed.
+        bcache::wait_for(&format!("{ssd} to be let go of"), APPEAR, || {
+            !sysfs.registered(ssd) && !held(sysfs, ssd)
+        })
+        .map_err(bcache_error)?;
+        zero_head(&dev(ssd))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
