@@ -2,7 +2,8 @@
 //! unthrottled "SSDs" (bays 3–4, non-rotational). One boot for the refusals, a raid1 HDD
 //! volume on bcache, a read-only cache attached and detached, a read-write cache on the two
 //! SSDs mirrored; then a power cut (QEMU killed) during fsync'd writes with the read-write
-//! cache holding dirty data, the next boot, and the detach that writes it back. Every step
+//! cache holding dirty data, the next boot, one SSD of the mirror pulled, and the detach
+//! that writes the dirty data back. Every step
 //! checks bcache's and md's own sysfs state, and the data's checksums.
 #![cfg(feature = "vm-tests")]
 
@@ -175,7 +176,8 @@ fn no_cache(app: &mut Appliance, hdds: &[String], ssds: &[String]) -> Result<()>
 /// Proves a raid1 HDD volume sits on bcache from the start, takes a read-only and then a
 /// read-write (md raid1) cache and lets each go with the data intact, refuses a read-write
 /// cache on one SSD and a cache on an SSD volume without touching a drive, and keeps every
-/// fsync'd write through a power cut with the read-write cache holding dirty data.
+/// fsync'd write through a power cut with the read-write cache holding dirty data, and
+/// through the loss of one of its two SSDs.
 #[test]
 fn hdd_volume_takes_read_only_and_read_write_caches_and_survives_a_power_cut() -> Result<()> {
     let image = Image::from_env()?;
@@ -312,9 +314,12 @@ fn hdd_volume_takes_read_only_and_read_write_caches_and_survives_a_power_cut() -
     let fsynced: Vec<(String, String)> = transcript
         .lines()
         .filter_map(|line| {
-            let rest = line.trim().strip_prefix("FSYNCED ")?;
-            let (name, sum) = rest.split_once(' ')?;
-            (sum.len() == 64).then(|| (name.to_string(), sum.to_string()))
+            // A line may start with the terminal's escape sequences.
+            let at = line.find("FSYNCED f")?;
+            let mut words = line[at..].split_whitespace().skip(1);
+            let (name, sum) = (words.next()?, words.next()?);
+            (sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| (name.to_string(), sum.to_string()))
         })
         .collect();
     ensure!(
@@ -326,6 +331,9 @@ fn hdd_volume_takes_read_only_and_read_write_caches_and_survives_a_power_cut() -
         app2.wait_ready(timeouts::ready_direct())?;
         app2
     };
+    // Kernel names follow probe order, which may differ on this boot.
+    let hdds = vec![device(&mut app, "HDD1")?, device(&mut app, "HDD2")?];
+    let ssd1 = device(&mut app, "SSD1")?;
     let view = cache_view(&mut app)?;
     ensure!(
         view["mode"] == "read-write" && view["bcache_mode"] == "writeback",
@@ -345,6 +353,49 @@ fn hdd_volume_takes_read_only_and_read_write_caches_and_survives_a_power_cut() -
         "{scrub}"
     );
 
+    // Losing one SSD of the read-write cache loses nothing: the mirror runs degraded.
+    let md = cache_view(&mut app)?["device"]
+        .as_str()
+        .context("no cache device")?
+        .to_string();
+    app.vm().qmp().device_del("ssd2")?;
+    let deadline = Instant::now() + timeouts::console();
+    loop {
+        // md fails a member on its next I/O error: give it writes.
+        app.shell(
+            "dd if=/dev/urandom of=/volume1/after-pull bs=64k count=16 conv=fsync 2>/dev/null",
+        )?;
+        if app
+            .shell(&format!("cat /sys/block/{md}/md/degraded"))?
+            .trim()
+            == "1"
+        {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "md never noticed the pulled SSD");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let view = cache_view(&mut app)?;
+    ensure!(
+        view["layout"]
+            .as_str()
+            .is_some_and(|l| l.contains("DEGRADED")),
+        "{view}"
+    );
+    let status = app.shell("cairnctl status")?;
+    ensure!(
+        status.contains("ALERT:") && status.contains("the cache of volume tank is DEGRADED"),
+        "{status}"
+    );
+    check_data(&mut app)?;
+    for (name, sum) in &fsynced {
+        let got = app.shell(&format!("sha256sum < /volume1/cut/{name} | cut -c1-64"))?;
+        ensure!(
+            got.trim() == sum,
+            "{name} unreadable with one SSD of the mirror gone"
+        );
+    }
+
     // Detach the read-write cache: dirty data written back first, then let go.
     let started = Instant::now();
     apply(&mut app, &tank(None))?;
@@ -352,7 +403,7 @@ fn hdd_volume_takes_read_only_and_read_write_caches_and_survives_a_power_cut() -
         "storage-cache: read-write detach took {:?}",
         started.elapsed()
     );
-    no_cache(&mut app, &hdds, &ssds)?;
+    no_cache(&mut app, &hdds, &[ssd1])?;
     check_data(&mut app)?;
     for (name, sum) in &fsynced {
         let got = app.shell(&format!("sha256sum < /volume1/cut/{name} | cut -c1-64"))?;

@@ -141,10 +141,15 @@ pub fn plan(
     on_bcache: bool,
     observed: &StorageObserved,
 ) -> Vec<StorageAction> {
-    let desired = volume
-        .cache
-        .as_ref()
-        .and_then(|cache| desired_plan(volume, cache, &backing, observed));
+    let desired = match &volume.cache {
+        None => None,
+        Some(cache) => match desired_plan(volume, cache, &backing, observed) {
+            Some(plan) => Some(plan),
+            // An SSD of the cache is gone (pulled, dead): the cache runs as it can (a
+            // mirror degraded) and the alert says so; detaching it is the admin's call.
+            None => return Vec::new(),
+        },
+    };
     let current = current.map(|c| CachePlan {
         volume: volume.name.to_string(),
         // A mode hostd does not set (writethrough, none) is treated as read-only: detaching
@@ -422,7 +427,8 @@ pub fn detach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
                 stopped = run_tool("mdadm", &["--stop", &md]);
             }
             stopped?;
-            for member in &array.members {
+            // A member pulled while the array ran has no superblock left to clear here.
+            for member in array.members.iter().filter(|m| dev(m).exists()) {
                 let path = dev(member).display().to_string();
                 run_tool("mdadm", &["--zero-superblock", &path])?;
             }

@@ -284,9 +284,10 @@ fn caches(
         .collect()
 }
 
-/// The alerts `cairnctl status` shows for storage: one line per degraded volume.
+/// The alerts `cairnctl status` shows for storage: one line per degraded volume or cache.
 pub fn alerts(view: &StorageView) -> Vec<String> {
-    view.volumes
+    let volumes = view
+        .volumes
         .iter()
         .filter(|volume| volume.missing > 0)
         .map(|volume| {
@@ -294,8 +295,18 @@ pub fn alerts(view: &StorageView) -> Vec<String> {
                 "volume {} is DEGRADED: {} drive(s) missing; its data has less redundancy until a drive is replaced (`cairnctl storage replace`)",
                 volume.name, volume.missing
             )
-        })
-        .collect()
+        });
+    let caches = view
+        .caches
+        .iter()
+        .filter(|cache| cache.layout.as_deref().is_some_and(|l| l.contains("DEGRADED")))
+        .map(|cache| {
+            format!(
+                "the cache of volume {} is DEGRADED: its mirror lost an SSD, and the dirty data it holds has one copy left; detach the cache (remove it from the document) or attach it anew on two SSDs",
+                cache.volume
+            )
+        });
+    volumes.chain(caches).collect()
 }
 
 fn size_text(bytes: u64) -> String {

@@ -270,3 +270,11 @@ fn an_ssd_holding_something_else_needs_wipe() {
         ]
     );
 }
+
+#[test]
+fn a_cache_whose_ssd_is_gone_is_left_running() {
+    let state = doc(READ_WRITE).expect("valid");
+    let mut pulled = existing(Some(("writeback", "md100", vec!["vdb", "vdc"])));
+    pulled.drives.retain(|d| d.sys.kernel_name != "vdc");
+    assert!(plan_all(&state.storage, &pulled).is_empty());
+}
