@@ -412,3 +412,46 @@ fn hdd_volume_takes_read_only_and_read_write_caches_and_survives_a_power_cut() -
     app.finish();
     Ok(())
 }
+
+/// Proves losing the SSD of a read-only cache loses nothing: the SSD pulled (and the box
+/// power-cycled without it), the next boot runs the volume without its cache, with every
+/// byte there. (Reads while the pulled SSD's cache set fails can return I/O errors and
+/// Debian's 6.12 kernel hits a BUG in bcache's allocator then, so the test does not read in
+/// between: that is the kernel's, and the data is on the HDDs.)
+#[test]
+fn losing_the_ssd_of_a_read_only_cache_loses_nothing() -> Result<()> {
+    let image = Image::from_env()?;
+    let mut app = Appliance::launch(&image, launch("storage-cache-ro-loss"))?;
+    app.wait_ready(timeouts::ready_direct())?;
+    apply(&mut app, &tank(Some(&read_only())))?;
+    let view = cache_view(&mut app)?;
+    ensure!(view["bcache_mode"] == "writearound", "{view}");
+    app.shell(&format!("dd if=/dev/urandom of=/volume1/data bs=1M count={DATA_MIB} 2>/dev/null && cd /volume1 && sha256sum data > data.sha256 && sync"))?;
+    check_data(&mut app)?;
+
+    app.vm().qmp().device_del("ssd1")?;
+    let without_ssd1: Vec<BayDrive> = bays().into_iter().filter(|b| b.id != "ssd1").collect();
+    let mut next = app.power_cut_and_boot(
+        &image,
+        Launch::direct_kernel("storage-cache-ro-loss-after", BOARD).bays(without_ssd1),
+    )?;
+    app.finish();
+    let mut app = {
+        next.wait_ready(timeouts::ready_direct())?;
+        next
+    };
+    let volume = json_output(&app.shell("cairnctl --json storage volume")?)?;
+    ensure!(volume[0]["state"] == "mounted", "{volume}");
+    let mounts = app.shell("grep ' /volume1 ' /proc/mounts")?;
+    ensure!(mounts.starts_with("/dev/bcache"), "{mounts}");
+    check_data(&mut app)?;
+    let view = cache_view(&mut app)?;
+    ensure!(view["state"] == "not attached", "{view}");
+    let log = app.shell("cairnctl log")?;
+    ensure!(
+        log.contains("is missing; running without it"),
+        "no warning about the missing cache in the log"
+    );
+    app.finish();
+    Ok(())
+}
