@@ -455,3 +455,37 @@ fn losing_the_ssd_of_a_read_only_cache_loses_nothing() -> Result<()> {
     app.finish();
     Ok(())
 }
+
+/// Proves a read-only cache on two SSDs is one md raid0 under bcache (striped: the cache
+/// holds copies only) and lets go of both SSDs when detached.
+#[test]
+fn read_only_cache_on_two_ssds_is_striped() -> Result<()> {
+    let image = Image::from_env()?;
+    let mut app = Appliance::launch(&image, launch("storage-cache-striped"))?;
+    app.wait_ready(timeouts::ready_direct())?;
+    let hdds = vec![device(&mut app, "HDD1")?, device(&mut app, "HDD2")?];
+    let ssds = vec![device(&mut app, "SSD1")?, device(&mut app, "SSD2")?];
+    let striped = format!(
+        "{{ mode = \"read-only\", drives = [\"{}\", \"{}\"] }}",
+        by_id("SSD1"),
+        by_id("SSD2")
+    );
+    apply(&mut app, &tank(Some(&striped)))?;
+    let view = cache_view(&mut app)?;
+    ensure!(
+        view["bcache_mode"] == "writearound" && view["layout"] == "md raid0",
+        "{view}"
+    );
+    let md = view["device"].as_str().context("cache device")?.to_string();
+    ensure!(app.shell(&format!("cat /sys/block/{md}/md/level"))?.trim() == "raid0");
+    for hdd in &hdds {
+        ensure!(backing(&mut app, hdd, "cache_mode")?.contains("[writearound]"));
+    }
+    app.shell(&format!("dd if=/dev/urandom of=/volume1/data bs=1M count={DATA_MIB} 2>/dev/null && cd /volume1 && sha256sum data > data.sha256 && sync"))?;
+    check_data(&mut app)?;
+    apply(&mut app, &tank(None))?;
+    no_cache(&mut app, &hdds, &ssds)?;
+    check_data(&mut app)?;
+    app.finish();
+    Ok(())
+}
