@@ -207,6 +207,15 @@ fn raid1_volume_survives_reboot_pulled_drive_and_replacement() -> Result<()> {
     )?;
     refused(
         &mut app,
+        &volume_doc(
+            &[by_id("HDD1"), by_id("HDD2"), by_id("HDD3")],
+            "raid5",
+            "raid1",
+        ),
+        "storage.volumes[0].data_profile: raid5 is refused unless the volume says force_parity_raid = true: Btrfs raid5 and raid6 can lose data written just before a crash or power cut (the parity write hole) (expected one of: single, dup, raid0, raid1, raid1c3, raid1c4, raid10, or the force key to take the risk)",
+    )?;
+    refused(
+        &mut app,
         &volume_doc(&[by_id("HDD1"), by_id("NOPE")], "raid1", "raid1"),
         &format!(
             "storage.volumes[0].drives[1]: {} is not a drive on this box (expected one of: {}, {}, {}, {}; `cairnctl storage drives` lists them)",

@@ -107,6 +107,8 @@ pub(crate) struct Volume {
     #[serde(default)]
     pub wipe: bool,
     #[serde(default)]
+    pub force_parity_raid: bool,
+    #[serde(default)]
     pub cache: Option<Cache>,
 }
 

@@ -36,7 +36,7 @@ pub use error::{FieldError, Invalid};
 pub use guests::{GuestNic, GuestSpec};
 pub use management::{IpPrefix, Management};
 pub use network::{Bond, BondMode, LacpRate, NetworkSpec, VSwitch, Vlan, XmitHashPolicy};
-pub use storage::{Cache, CacheMode, Profile, StorageSpec, Volume};
+pub use storage::{Cache, CacheMode, PARITY_RISK, Profile, StorageSpec, Volume};
 pub use values::{
     DrivePath, Hostname, InterfaceName, MacAddress, MemoryMib, MiimonMs, ObjectName, PortName,
     ValueError, VcpuCount, VlanId,

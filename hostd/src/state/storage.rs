@@ -41,6 +41,9 @@ pub struct Volume {
     /// typo in a drive path cannot erase a disk.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub wipe: bool,
+    /// The admin's consent to raid5/raid6 data despite [`PARITY_RISK`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub force_parity_raid: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<Cache>,
 }
@@ -118,7 +121,15 @@ pub enum Profile {
     Raid1c3,
     Raid1c4,
     Raid10,
+    /// Parity RAID: accepted for data only with `force_parity_raid` (see [`PARITY_RISK`]).
+    Raid5,
+    Raid6,
 }
+
+/// Why parity profiles need the admin's explicit consent: Btrfs raid5/6 still has the
+/// write hole (a stripe half-written at a crash or power cut can lose data written just
+/// before it, and a degraded scrub can make it worse), which its own documentation says.
+pub const PARITY_RISK: &str = "Btrfs raid5 and raid6 can lose data written just before a crash or power cut (the parity write hole)";
 
 impl Profile {
     pub const ALL: [Profile; 7] = [
@@ -143,7 +154,13 @@ impl Profile {
             Self::Raid1c3 => "raid1c3",
             Self::Raid1c4 => "raid1c4",
             Self::Raid10 => "raid10",
+            Self::Raid5 => "raid5",
+            Self::Raid6 => "raid6",
         }
+    }
+
+    pub fn is_parity(self) -> bool {
+        matches!(self, Self::Raid5 | Self::Raid6)
     }
 
     /// Drives the profile needs. The kernel accepts raid0 on one drive and raid10 on two, but
@@ -155,6 +172,10 @@ impl Profile {
             Self::Raid0 | Self::Raid1 => 2,
             Self::Raid1c3 => 3,
             Self::Raid1c4 | Self::Raid10 => 4,
+            // The kernel takes raid5 on 2 and raid6 on 3 drives, which is raid1 and raid1c3
+            // with extra work; a stripe of data plus parity starts at these.
+            Self::Raid5 => 3,
+            Self::Raid6 => 4,
         }
     }
 
@@ -163,8 +184,8 @@ impl Profile {
     pub fn drive_losses_survived(self) -> usize {
         match self {
             Self::Single | Self::Dup | Self::Raid0 => 0,
-            Self::Raid1 | Self::Raid10 => 1,
-            Self::Raid1c3 => 2,
+            Self::Raid1 | Self::Raid10 | Self::Raid5 => 1,
+            Self::Raid1c3 | Self::Raid6 => 2,
             Self::Raid1c4 => 3,
         }
     }
@@ -176,13 +197,10 @@ impl TryFrom<&str> for Profile {
         if let Some(profile) = Self::ALL.into_iter().find(|p| p.as_str() == text) {
             return Ok(profile);
         }
-        if matches!(text, "raid5" | "raid6") {
-            return Err(ValueError::RefusedChoice {
-                what: "profile",
-                value: text.to_string(),
-                why: "Btrfs raid5 and raid6 can lose data written just before a crash",
-                expected: Self::NAMES,
-            });
+        match text {
+            "raid5" => return Ok(Self::Raid5),
+            "raid6" => return Ok(Self::Raid6),
+            _ => {}
         }
         Err(ValueError::UnknownChoice {
             what: "profile",
@@ -254,6 +272,7 @@ pub(super) fn convert(doc: &document::Storage, errors: &mut Errors) -> (StorageS
                 data_profile,
                 metadata_profile,
                 wipe: volume.wipe,
+                force_parity_raid: volume.force_parity_raid,
                 cache,
             });
             positions.push(i);
@@ -323,6 +342,8 @@ pub(super) fn check_relations(volumes: &[(usize, &Volume)], errors: &mut Errors)
             }
         }
 
+        check_parity(&path, volume, errors);
+
         let data_losses = volume.data_profile.drive_losses_survived();
         if volume.metadata_profile.drive_losses_survived() < data_losses {
             let stronger = Profile::ALL
@@ -342,6 +363,35 @@ pub(super) fn check_relations(volumes: &[(usize, &Volume)], errors: &mut Errors)
         if let Some(cache) = &volume.cache {
             check_cache(&path, volume, cache, &mut owner, errors);
         }
+    }
+}
+
+/// Parity RAID: never for metadata (a torn metadata stripe loses the volume, and raid1 or
+/// raid1c3 cost little since metadata is small); for data only with the admin's consent.
+fn check_parity(path: &str, volume: &Volume, errors: &mut Errors) {
+    let offered = || {
+        let names: Vec<&str> = Profile::ALL.iter().map(|p| p.as_str()).collect();
+        names.join(", ")
+    };
+    if volume.metadata_profile.is_parity() {
+        errors.push(
+            format!("{path}.metadata_profile"),
+            format!(
+                "{} is refused for metadata: {PARITY_RISK}, and metadata lost is the volume lost (expected raid1 or raid1c3 beside parity data; offered: {})",
+                volume.metadata_profile,
+                offered()
+            ),
+        );
+    }
+    if volume.data_profile.is_parity() && !volume.force_parity_raid {
+        errors.push(
+            format!("{path}.data_profile"),
+            format!(
+                "{} is refused unless the volume says force_parity_raid = true: {PARITY_RISK} (expected one of: {}, or the force key to take the risk)",
+                volume.data_profile,
+                offered()
+            ),
+        );
     }
 }
 

@@ -195,7 +195,7 @@ fn drive_by_kernel_name() {
 }
 
 #[test]
-fn unknown_and_refused_profiles() {
+fn unknown_profile() {
     assert_eq!(
         errors(&good_with(
             r#"data_profile = "raid1""#,
@@ -205,13 +205,51 @@ fn unknown_and_refused_profiles() {
             r#"storage.volumes[0].data_profile: unknown profile "mirror" (expected one of: single, dup, raid0, raid1, raid1c3, raid1c4, raid10)"#
         ]
     );
+}
+
+/// Three drives, so that the parity profiles have their minimum and only the parity rules
+/// speak.
+fn three_drive_volume(data: &str, metadata: &str, force: bool) -> String {
+    let volume = format!(
+        "drives = [\"/dev/disk/by-id/ata-WDC_A\", \"/dev/disk/by-id/ata-WDC_B\", \"/dev/disk/by-id/ata-WDC_C\"]\ndata_profile = \"{data}\"\nmetadata_profile = \"{metadata}\"{}",
+        if force {
+            "\nforce_parity_raid = true"
+        } else {
+            ""
+        }
+    );
+    good_with(
+        "drives = [\"/dev/disk/by-id/ata-WDC_A\", \"/dev/disk/by-id/ata-WDC_B\"]\ndata_profile = \"raid1\"\nmetadata_profile = \"raid1\"",
+        &volume,
+    )
+}
+
+#[test]
+fn parity_raid_is_refused_unless_forced_and_never_for_metadata() {
     assert_eq!(
-        errors(&good_with(
-            r#"data_profile = "raid1""#,
-            r#"data_profile = "raid5""#
-        )),
+        errors(&three_drive_volume("raid5", "raid1", false)),
+        [format!(
+            "storage.volumes[0].data_profile: raid5 is refused unless the volume says force_parity_raid = true: {PARITY_RISK} (expected one of: single, dup, raid0, raid1, raid1c3, raid1c4, raid10, or the force key to take the risk)"
+        )]
+    );
+    let forced = parse(&three_drive_volume("raid5", "raid1", true));
+    assert_eq!(forced.storage.volumes[0].data_profile, Profile::Raid5);
+    assert!(forced.storage.volumes[0].force_parity_raid);
+    // What is written back reads back the same, consent included.
+    assert_eq!(parse(&forced.to_toml()), forced);
+
+    assert_eq!(
+        errors(&three_drive_volume("raid5", "raid5", true)),
+        [format!(
+            "storage.volumes[0].metadata_profile: raid5 is refused for metadata: {PARITY_RISK}, and metadata lost is the volume lost (expected raid1 or raid1c3 beside parity data; offered: single, dup, raid0, raid1, raid1c3, raid1c4, raid10)"
+        )]
+    );
+    // raid6 survives two lost drives: its metadata must too, and it needs four drives.
+    assert_eq!(
+        errors(&three_drive_volume("raid6", "raid1", true)),
         [
-            r#"storage.volumes[0].data_profile: profile "raid5" is not offered: Btrfs raid5 and raid6 can lose data written just before a crash (expected one of: single, dup, raid0, raid1, raid1c3, raid1c4, raid10)"#
+            "storage.volumes[0].drives: 3 drives are too few for data_profile raid6 (expected at least 4)",
+            "storage.volumes[0].metadata_profile: raid1 is less redundant than data_profile raid6, and losing metadata loses the volume (expected one of: raid1c3, raid1c4)",
         ]
     );
 }

@@ -52,13 +52,6 @@ pub enum ValueError {
         value: String,
         expected: &'static [&'static str],
     },
-    #[error("{what} {value:?} is not offered: {why} (expected one of: {})", .expected.join(", "))]
-    RefusedChoice {
-        what: &'static str,
-        value: String,
-        why: &'static str,
-        expected: &'static [&'static str],
-    },
 }
 
 /// A string newtype: `TryFrom<&str>` and `TryFrom<String>` run `$check`, Display and

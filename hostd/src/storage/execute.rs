@@ -170,6 +170,12 @@ pub fn execute(action: &StorageAction) -> Result<(), StorageError> {
             } else {
                 devices.clone()
             };
+            if data.is_parity() {
+                tracing::warn!(
+                    "volume {name} gets {data} data because the document forces it: {}; keep a backup and scrub after every unclean shutdown",
+                    crate::state::PARITY_RISK
+                );
+            }
             let label = format!("{LABEL_PREFIX}{name}");
             // -f: hostd has already refused drives holding anything it was not told to wipe.
             let mut args = vec![

@@ -94,10 +94,15 @@ impl fmt::Display for StorageAction {
                 bcache,
             } => write!(
                 f,
-                "create Btrfs volume {name} ({data} data, {metadata} metadata) on {}{}",
+                "create Btrfs volume {name} ({data} data, {metadata} metadata) on {}{}{}",
                 devices.join(", "),
                 if *bcache {
                     " (as bcache backing devices, ready for a cache)"
+                } else {
+                    ""
+                },
+                if data.is_parity() {
+                    " — WARNING: parity RAID, forced (force_parity_raid)"
                 } else {
                     ""
                 }
