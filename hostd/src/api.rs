@@ -27,6 +27,7 @@ use crate::log_ring::LogRing;
 use crate::reconcile::System;
 use crate::state::{DesiredState, Invalid};
 use crate::storage::maintenance;
+use crate::storage::scrub_records::{self, ScrubRecord, ScrubRecords, Trigger};
 use crate::storage::subvolumes::{SubvolumeError, Volume as Subvolumes};
 use crate::store::{OsFilesystem, StoreError};
 
@@ -46,6 +47,10 @@ pub const STORAGE_JOB: &str = "storage";
 /// Log records one `Log` call returns at most, so that one answer stays well under the bus's
 /// message size limit even with long records.
 pub const LOG_BATCH_MAX: u32 = 1000;
+/// Scrub records without a config partition (lost at reboot, like the document then).
+pub const VOLATILE_SCRUB_RECORDS: &str = "/run/cairn/storage/scrub";
+/// With one: beside the desired state, so a reboot keeps results and the schedule's count.
+pub const PERSISTENT_SCRUB_RECORDS: &str = "/config/storage/scrub";
 
 /// Every way a call can fail, as the client sees it: `org.cairn.Error.<Variant>` with the
 /// text as the error message. Every variant carries its message (a D-Bus error without one
@@ -156,12 +161,14 @@ pub type WireLogRecord = (u64, u64, String, String, String);
 /// The core hostd serves, shared between the bus and the threads running jobs.
 pub type SharedCore = Arc<Mutex<Core<Box<dyn System>, OsFilesystem>>>;
 
-/// The `org.cairn.Host1` object.
-#[derive(Debug)]
+/// The `org.cairn.Host1` object. Clones share the core and the job registry: the scrub
+/// schedule holds one to start its jobs the same way the bus does.
+#[derive(Debug, Clone)]
 pub struct HostApi {
     core: SharedCore,
     jobs: Arc<std::sync::Mutex<Jobs>>,
     log: LogRing,
+    scrub_records: ScrubRecords,
 }
 
 impl HostApi {
@@ -170,7 +177,85 @@ impl HostApi {
             core,
             jobs: Arc::default(),
             log,
+            scrub_records: ScrubRecords::new(VOLATILE_SCRUB_RECORDS),
         }
+    }
+
+    /// Where scrub results are kept (on the config partition when there is one).
+    pub fn with_scrub_records(mut self, records: ScrubRecords) -> Self {
+        self.scrub_records = records;
+        self
+    }
+
+    /// Starts the scrub of every mounted volume whose `scrub_every_days` has passed since
+    /// its last scrub (or that was never scrubbed). One storage job runs at a time: a volume
+    /// that finds another job running waits for the next round. Returns the volumes started.
+    pub async fn run_scrub_schedule(&self, server: &ObjectServer) -> Vec<String> {
+        let scheduled = match self.blocking(|core| core.scheduled_scrubs()).await {
+            Ok(scheduled) => scheduled,
+            Err(error) => {
+                tracing::warn!("scrub schedule: {}", error.message());
+                return Vec::new();
+            }
+        };
+        let now = unix_now();
+        let mut started = Vec::new();
+        for (volume, every_days) in scheduled {
+            let last = self.scrub_records.last(&volume).map(|r| r.finished_unix);
+            if !scrub_records::due(every_days, last, now) {
+                continue;
+            }
+            match self
+                .start_scrub(server, volume.clone(), Trigger::Schedule)
+                .await
+            {
+                Ok(path) => {
+                    tracing::info!("scheduled scrub of volume {volume} started as {path}");
+                    started.push(volume);
+                }
+                Err(HostError::Busy(_)) => break,
+                Err(error) => tracing::warn!(
+                    "scheduled scrub of volume {volume} not started: {}",
+                    error.message()
+                ),
+            }
+        }
+        started
+    }
+
+    /// The scrub job, on demand or scheduled: its counters are the job's result and the
+    /// volume's kept record.
+    async fn start_scrub(
+        &self,
+        server: &ObjectServer,
+        volume: String,
+        trigger: Trigger,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let records = self.scrub_records.clone();
+        self.start_storage_job(server, move |job, core| {
+            let (_, mount_point) = core.blocking_lock().mounted_volume(&volume)?;
+            job.set_total(1);
+            job.progress(0, format!("scrubbing {}", mount_point.display()));
+            let result = maintenance::scrub(&volume, &mount_point.display().to_string())
+                .map_err(|error| storage_error(&error))?;
+            if result.uncorrectable_errors > 0 {
+                tracing::error!(
+                    "scrub of volume {volume}: {} uncorrectable errors",
+                    result.uncorrectable_errors
+                );
+            }
+            let record = ScrubRecord {
+                finished_unix: unix_now(),
+                trigger,
+                result,
+            };
+            if let Err(error) = records.keep(&record) {
+                tracing::warn!("{}", chain(&error));
+            }
+            job.progress(1, "scrubbed");
+            Ok(serde_json::to_string(&record.result).expect("counters are numbers"))
+        })
+        .await
     }
 
     fn job_registry(&self) -> std::sync::MutexGuard<'_, Jobs> {
@@ -419,7 +504,13 @@ impl HostApi {
     /// JSON: the drives (slot, model, serial, size, kind, use) and the document's volumes
     /// (state, space, profiles, members).
     async fn storage_show(&self) -> Result<String, HostError> {
-        let view = self.blocking(|core| core.storage_view()).await?;
+        let mut view = self.blocking(|core| core.storage_view()).await?;
+        for volume in &mut view.volumes {
+            volume.last_scrub = self
+                .scrub_records
+                .last(&volume.name)
+                .map(|record| record.summary());
+        }
         Ok(serde_json::to_string(&view).expect("a view is strings, numbers and lists"))
     }
 
@@ -454,23 +545,8 @@ impl HostApi {
         volume: &str,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
-        let volume = volume.to_string();
-        self.start_storage_job(server, move |job, core| {
-            let (_, mount_point) = core.blocking_lock().mounted_volume(&volume)?;
-            job.set_total(1);
-            job.progress(0, format!("scrubbing {}", mount_point.display()));
-            let result = maintenance::scrub(&volume, &mount_point.display().to_string())
-                .map_err(|error| storage_error(&error))?;
-            if result.uncorrectable_errors > 0 {
-                tracing::error!(
-                    "scrub of volume {volume}: {} uncorrectable errors",
-                    result.uncorrectable_errors
-                );
-            }
-            job.progress(1, "scrubbed");
-            Ok(serde_json::to_string(&result).expect("counters are numbers"))
-        })
-        .await
+        self.start_scrub(server, volume.to_string(), Trigger::OnDemand)
+            .await
     }
 
     /// Creates an empty subvolume `name` at the top of a mounted volume; returns the job.
@@ -633,4 +709,10 @@ pub trait Host1 {
     fn snapshot_list(&self, volume: &str) -> Result<String, HostError>;
     fn jobs(&self) -> Result<Vec<OwnedObjectPath>, HostError>;
     fn log(&self, since: u64, max: u32) -> Result<(u64, Vec<WireLogRecord>), HostError>;
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }

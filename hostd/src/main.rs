@@ -28,6 +28,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 const BUS_CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 const BUS_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 const PERSISTENT_STATE_DIR: &str = "/config/desired";
+/// How often the scrub schedule looks for a volume whose scrub is due: intervals are days,
+/// so a minute late is nothing, and a look costs a read of the document and the mounts.
+const SCRUB_SCHEDULE_PERIOD: Duration = Duration::from_secs(60);
 const VOLATILE_STATE_DIR: &str = "/run/cairn/desired";
 
 /// Process exit codes (init logs them).
@@ -190,9 +193,16 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     let core = std::sync::Arc::new(tokio::sync::Mutex::new(core));
 
     let connection = connect(BUS_CONNECT_DEADLINE).await?;
+    let scrub_records = hostd::storage::scrub_records::ScrubRecords::new(if persistent {
+        api::PERSISTENT_SCRUB_RECORDS
+    } else {
+        api::VOLATILE_SCRUB_RECORDS
+    });
+    let host_api = HostApi::new(core, ring).with_scrub_records(scrub_records);
+    let schedule_api = host_api.clone();
     connection
         .object_server()
-        .at(api::OBJECT_PATH, HostApi::new(core, ring))
+        .at(api::OBJECT_PATH, host_api)
         .await
         .map_err(|source| StartError::Serve {
             path: api::OBJECT_PATH,
@@ -213,6 +223,17 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
         api::OBJECT_PATH
     );
     report_ready().map_err(StartError::Ready)?;
+    let schedule_connection = connection.clone();
+    tokio::spawn(async move {
+        let mut rounds = tokio::time::interval(SCRUB_SCHEDULE_PERIOD);
+        rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            rounds.tick().await;
+            schedule_api
+                .run_scrub_schedule(schedule_connection.object_server())
+                .await;
+        }
+    });
 
     let exit = tokio::select! {
         _ = terminate.recv() => {

@@ -135,7 +135,8 @@ fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> Result<boo
 
 /// Proves drives are listed with their bays, bad volumes are refused with their path-level
 /// message and no drive touched, and a raid1 volume keeps its data across a reboot, a pulled
-/// drive (degraded mount with an alert) and a replacement, with a clean scrub.
+/// drive (degraded mount with an alert) and a replacement, with a clean scrub whose result
+/// is kept; subvolumes, snapshots and clones; a scrub started by the volume's schedule.
 #[test]
 fn raid1_volume_survives_reboot_pulled_drive_and_replacement() -> Result<()> {
     let image = Image::from_env()?;
@@ -302,6 +303,7 @@ fn raid1_volume_survives_reboot_pulled_drive_and_replacement() -> Result<()> {
 
     replace_and_scrub(&mut app)?;
     snapshots(&mut app)?;
+    scheduled_scrub(&mut app)?;
     app.finish();
     Ok(())
 }
@@ -339,9 +341,49 @@ fn replace_and_scrub(app: &mut Appliance) -> Result<()> {
         "{scrub}"
     );
     eprintln!("storage: replace took {replace_time:?}, scrub {scrub_time:?}");
+    // The result is kept with the volume (on the config partition) and shown with it.
+    let tank = volume(app)?;
+    let last = tank["last_scrub"].as_str().unwrap_or_default();
+    ensure!(
+        last.contains("(on demand)") && last.ends_with("clean"),
+        "the on-demand scrub's result is not shown with the volume: {tank}"
+    );
+    app.shell("test -s /config/storage/scrub/tank.json")?;
     app.shell("cd /volume1 && sha256sum -c data.sha256")?;
     let status = app.shell("cairnctl status")?;
     ensure!(!status.contains("ALERT:"), "{status}");
+    Ok(())
+}
+
+/// A volume with `scrub_every_days` and no scrub on record is scrubbed by hostd's schedule
+/// (which looks once a minute), and the result is kept and shown as scheduled.
+fn scheduled_scrub(app: &mut Appliance) -> Result<()> {
+    let mut doc = volume_doc(&[by_id("HDD1"), by_id("HDD3")], "raid1", "raid1");
+    doc.push("scrub_every_days = 7".into());
+    write_file(app, "/tmp/scheduled.toml", &doc)?;
+    // Forget the on-demand scrub: a volume never scrubbed is due at once.
+    app.shell("rm /config/storage/scrub/tank.json")?;
+    app.shell("cairnctl config apply /tmp/scheduled.toml")?;
+    let started = Instant::now();
+    wait_until(
+        "a scheduled scrub of tank",
+        Duration::from_secs(240),
+        || {
+            let tank = volume(app)?;
+            Ok(tank["last_scrub"]
+                .as_str()
+                .is_some_and(|last| last.contains("(scheduled)") && last.ends_with("clean")))
+        },
+    )?;
+    eprintln!(
+        "storage: the schedule scrubbed tank {:?} after the apply",
+        started.elapsed()
+    );
+    let shown = app.shell("cairnctl storage volume")?;
+    ensure!(
+        shown.contains("scrub: every 7 days; last: ") && shown.contains("(scheduled)"),
+        "{shown}"
+    );
     Ok(())
 }
 

@@ -25,6 +25,18 @@ impl<S: System, F: Filesystem> Core<S, F> {
             .is_some_and(|(_, state)| !state.storage.volumes.is_empty())
     }
 
+    /// The committed volumes that have a scrub schedule and are mounted, with their interval.
+    pub fn scheduled_scrubs(&self) -> Result<Vec<(String, u16)>, HostError> {
+        let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
+        Ok(desired
+            .storage
+            .volumes
+            .iter()
+            .filter_map(|v| Some((v.name.to_string(), v.scrub_every_days?)))
+            .filter(|(name, _)| self.mounted_volume(name).is_ok())
+            .collect())
+    }
+
     /// The document's volume `name` and its mount point; an error unless it is mounted.
     pub fn mounted_volume(&self, name: &str) -> Result<(Volume, PathBuf), HostError> {
         let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();

@@ -109,6 +109,8 @@ pub(crate) struct Volume {
     #[serde(default)]
     pub force_parity_raid: bool,
     #[serde(default)]
+    pub scrub_every_days: Option<i64>,
+    #[serde(default)]
     pub cache: Option<Cache>,
 }
 

@@ -44,6 +44,9 @@ pub struct Volume {
     /// The admin's consent to raid5/raid6 data despite [`PARITY_RISK`].
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub force_parity_raid: bool,
+    /// A scrub every this many days (1 to [`MAX_SCRUB_DAYS`]); none: on demand only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrub_every_days: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<Cache>,
 }
@@ -129,6 +132,10 @@ pub enum Profile {
 /// Why parity profiles need the admin's explicit consent: Btrfs raid5/6 still has the
 /// write hole (a stripe half-written at a crash or power cut can lose data written just
 /// before it, and a degraded scrub can make it worse), which its own documentation says.
+/// A year: a longer interval is no schedule worth the name, and reading every block of a
+/// large volume once a year is already the least a NAS should do.
+pub const MAX_SCRUB_DAYS: u16 = 366;
+
 pub const PARITY_RISK: &str = "Btrfs raid5 and raid6 can lose data written just before a crash or power cut (the parity write hole)";
 
 impl Profile {
@@ -248,6 +255,21 @@ pub(super) fn convert(doc: &document::Storage, errors: &mut Errors) -> (StorageS
             format!("{path}.metadata_profile"),
             Profile::try_from(volume.metadata_profile.as_str()),
         );
+        let scrub_every_days = match volume.scrub_every_days {
+            None => Some(None),
+            Some(days) => match u16::try_from(days) {
+                Ok(days @ 1..=MAX_SCRUB_DAYS) => Some(Some(days)),
+                _ => {
+                    errors.push(
+                        format!("{path}.scrub_every_days"),
+                        format!(
+                            "{days} is out of range (expected 1 to {MAX_SCRUB_DAYS} days; leave it out for scrubs on demand only)"
+                        ),
+                    );
+                    None
+                }
+            },
+        };
         let cache = match &volume.cache {
             None => Some(None),
             Some(cache) => {
@@ -263,9 +285,21 @@ pub(super) fn convert(doc: &document::Storage, errors: &mut Errors) -> (StorageS
                     .map(|(mode, drives)| Some(Cache { mode, drives }))
             }
         };
-        if let (Some(name), Some(drives), Some(data_profile), Some(metadata_profile), Some(cache)) =
-            (name, drives, data_profile, metadata_profile, cache)
-        {
+        if let (
+            Some(name),
+            Some(drives),
+            Some(data_profile),
+            Some(metadata_profile),
+            Some(scrub_every_days),
+            Some(cache),
+        ) = (
+            name,
+            drives,
+            data_profile,
+            metadata_profile,
+            scrub_every_days,
+            cache,
+        ) {
             spec.volumes.push(Volume {
                 name,
                 drives,
@@ -273,6 +307,7 @@ pub(super) fn convert(doc: &document::Storage, errors: &mut Errors) -> (StorageS
                 metadata_profile,
                 wipe: volume.wipe,
                 force_parity_raid: volume.force_parity_raid,
+                scrub_every_days,
                 cache,
             });
             positions.push(i);

@@ -225,6 +225,27 @@ fn three_drive_volume(data: &str, metadata: &str, force: bool) -> String {
 }
 
 #[test]
+fn scrub_schedule_is_days_within_a_year() {
+    let scheduled = parse(&good_with(
+        r#"metadata_profile = "raid1""#,
+        "metadata_profile = \"raid1\"\nscrub_every_days = 30",
+    ));
+    assert_eq!(scheduled.storage.volumes[0].scrub_every_days, Some(30));
+    assert_eq!(parse(&scheduled.to_toml()), scheduled);
+    for days in [0, -1, 367] {
+        assert_eq!(
+            errors(&good_with(
+                r#"metadata_profile = "raid1""#,
+                &format!("metadata_profile = \"raid1\"\nscrub_every_days = {days}"),
+            )),
+            [format!(
+                "storage.volumes[0].scrub_every_days: {days} is out of range (expected 1 to 366 days; leave it out for scrubs on demand only)"
+            )]
+        );
+    }
+}
+
+#[test]
 fn parity_raid_is_refused_unless_forced_and_never_for_metadata() {
     assert_eq!(
         errors(&three_drive_volume("raid5", "raid1", false)),

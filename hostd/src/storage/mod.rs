@@ -10,6 +10,7 @@
 //! - [`plan`]: pure: what the document asks that the drives refuse, and the actions.
 //! - [`execute`]: mkfs.btrfs and mount(2).
 //! - [`maintenance`]: replacing a drive and scrubbing, as jobs.
+//! - [`scrub_records`]: each volume's last scrub result, and when the schedule wants the next.
 //! - [`subvolumes`]: subvolumes, snapshots and clones through libbtrfsutil.
 //! - [`view`]: `cairnctl storage drives|volume` and the degraded alert in `cairnctl status`.
 
@@ -21,6 +22,7 @@ pub mod execute;
 pub mod maintenance;
 pub mod observe;
 pub mod plan;
+pub mod scrub_records;
 pub mod signature;
 pub mod subvolumes;
 pub mod view;

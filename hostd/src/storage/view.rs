@@ -71,6 +71,13 @@ pub struct VolumeView {
     /// `devid: /dev/sdX (path)` or `devid: missing`.
     pub devices: Vec<String>,
     pub missing: u64,
+    /// The document's schedule; none: scrubs on demand only.
+    #[serde(default)]
+    pub scrub_every_days: Option<u16>,
+    /// The last scrub's summary ([`super::scrub_records::ScrubRecord::summary`]), filled in
+    /// from the kept records by the API.
+    #[serde(default)]
+    pub last_scrub: Option<String>,
 }
 
 /// Space of a mounted filesystem: (size, used) in bytes.
@@ -188,6 +195,8 @@ pub fn view(
                 metadata_profile: volume.metadata_profile.to_string(),
                 devices,
                 missing,
+                scrub_every_days: volume.scrub_every_days,
+                last_scrub: None,
             }
         })
         .collect();
@@ -398,6 +407,14 @@ impl StorageView {
             for device in &volume.devices {
                 text.push_str(&format!("    {device}\n"));
             }
+            let schedule = match volume.scrub_every_days {
+                Some(days) => format!("every {days} day{}", if days == 1 { "" } else { "s" }),
+                None => "on demand".to_string(),
+            };
+            text.push_str(&format!(
+                "  scrub: {schedule}; last: {}\n",
+                volume.last_scrub.as_deref().unwrap_or("never")
+            ));
         }
         text.trim_end().to_string()
     }
