@@ -8,6 +8,7 @@
 //! A client polls the job's `Snapshot()` (or its properties) until `State` is no longer
 //! `running`; `Cancel()` stops it at the next step boundary and rolls back.
 
+pub mod guests;
 mod job_object;
 #[cfg(test)]
 mod tests;
@@ -70,13 +71,22 @@ pub enum HostError {
     Cancelled(String),
     /// Another operation of the same kind is running.
     Busy(String),
+    /// A guest start refused by admission (memory, vCPUs, reserved threads): the sum.
+    Refused(String),
+    /// A guest is in a state that does not allow the request (stopping a stopped guest,
+    /// deleting a running one).
+    WrongState(String),
 }
 
 impl HostError {
     /// Whether the caller asked for something wrong (as opposed to something failing).
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Self::Invalid(_) | Self::NotFound(_) | Self::Busy(_) => true,
+            Self::Invalid(_)
+            | Self::NotFound(_)
+            | Self::Busy(_)
+            | Self::Refused(_)
+            | Self::WrongState(_) => true,
             Self::ZBus(_)
             | Self::Storage(_)
             | Self::System(_)
@@ -95,7 +105,9 @@ impl HostError {
             | Self::System(text)
             | Self::ApplyFailed(text)
             | Self::Cancelled(text)
-            | Self::Busy(text) => text.clone(),
+            | Self::Busy(text)
+            | Self::Refused(text)
+            | Self::WrongState(text) => text.clone(),
         }
     }
 
@@ -108,6 +120,8 @@ impl HostError {
             "System" => Self::System(message),
             "Cancelled" => Self::Cancelled(message),
             "Busy" => Self::Busy(message),
+            "Refused" => Self::Refused(message),
+            "WrongState" => Self::WrongState(message),
             _ => Self::ApplyFailed(message),
         }
     }

@@ -14,6 +14,7 @@
 //! the kill came before step 3 finished, the new one after — and the rename in the store makes
 //! that "old or new", never a mix.
 
+mod guest_ops;
 pub mod storage_ops;
 mod taps;
 #[cfg(test)]

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use hostd::api::{self, HostApi};
+use hostd::guests::supervisor::{Environment, Supervisor};
+use hostd::guests::{host_cpu, layout};
 use hostd::host::Core;
 use hostd::log_file::{self, RotatingFile, SharedLogFile};
 use hostd::log_ring::{self, LogRing};
@@ -28,6 +30,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 const BUS_CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 const BUS_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 const PERSISTENT_STATE_DIR: &str = "/config/desired";
+/// How long guests get to power off when hostd stops: init's stop timeout for hostd is 90 s,
+/// which leaves time for the kills and hostd's own clean-up.
+const GUEST_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 const VOLATILE_STATE_DIR: &str = "/run/cairn/desired";
 
 /// Process exit codes (init logs them).
@@ -183,11 +188,26 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     .await
     .map_err(StartError::Reconcile)?;
     let core = std::sync::Arc::new(tokio::sync::Mutex::new(core));
+    let guests = guest_supervisor(&board, &core);
 
     let connection = connect(BUS_CONNECT_DEADLINE).await?;
     connection
         .object_server()
-        .at(api::OBJECT_PATH, HostApi::new(core, ring))
+        .at(
+            api::OBJECT_PATH,
+            HostApi::new(std::sync::Arc::clone(&core), ring),
+        )
+        .await
+        .map_err(|source| StartError::Serve {
+            path: api::OBJECT_PATH,
+            source,
+        })?;
+    connection
+        .object_server()
+        .at(
+            api::OBJECT_PATH,
+            api::guests::GuestsApi::new(std::sync::Arc::clone(&core), guests.clone()),
+        )
         .await
         .map_err(|source| StartError::Serve {
             path: api::OBJECT_PATH,
@@ -208,6 +228,12 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
         api::OBJECT_PATH
     );
     report_ready().map_err(StartError::Ready)?;
+    // After READY: a guest's boot must not hold up the appliance's.
+    let _restarter = guests.spawn_restarter();
+    let autostart = {
+        let guests = guests.clone();
+        tokio::spawn(async move { guests.autostart().await })
+    };
 
     let exit = tokio::select! {
         _ = terminate.recv() => {
@@ -223,6 +249,10 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
             Exit::BusLost
         }
     };
+    // Guests first, while the network and volumes they use are still there: power button,
+    // then a kill for what has not stopped within GUEST_STOP_TIMEOUT (init waits 90 s).
+    autostart.abort();
+    guests.stop_all(GUEST_STOP_TIMEOUT).await;
     // A clean stop gives the lease back (RELEASE) and takes the address off.
     dhcp.stop(dhcp_task).await;
     Ok(exit)
@@ -322,4 +352,39 @@ fn report_ready() -> Result<(), ReadyError> {
     let mut pipe = std::fs::File::from(owned);
     pipe.write_all(b"READY\n")
         .map_err(|source| ReadyError::Write { fd, source })
+}
+
+/// The guests' supervisor for this board: its admission rules, the host as the kernel
+/// reports it, the binaries where image-builder puts them.
+fn guest_supervisor(board: &str, core: &api::SharedCore) -> Supervisor {
+    let rules = board_configs::by_id(board)
+        .unwrap_or_else(board_configs::generic)
+        .guests
+        .clone();
+    let cgroup_root = std::path::Path::new("/sys/fs/cgroup");
+    let env = Environment {
+        cloud_hypervisor: layout::CLOUD_HYPERVISOR.into(),
+        firmware: layout::HYPERVISOR_FW.into(),
+        run_dir: layout::RUN_DIR.into(),
+        rules,
+        host: host_cpu::observe_host(),
+        cgroups: cgroup_root
+            .join("cgroup.controllers")
+            .exists()
+            .then(|| host_cpu::Cgroups::new(cgroup_root)),
+    };
+    tracing::info!(
+        "guests: {} MiB of RAM, {} threads; cloud-hypervisor {}",
+        env.host.memory_mib,
+        env.host.threads,
+        if env.cloud_hypervisor.exists() {
+            "present"
+        } else {
+            "not in this image"
+        }
+    );
+    Supervisor::new(
+        env,
+        std::sync::Arc::new(api::guests::CoreOps(std::sync::Arc::clone(core))),
+    )
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use board_configs::GuestRules;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The host as admission sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -315,7 +315,7 @@ pub fn admit(
 }
 
 /// The headroom, for `cairnctl vm capacity`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capacity {
     pub memory_mib: u64,
     pub host_reserve_mib: u64,
@@ -328,11 +328,11 @@ pub struct Capacity {
     pub shared_vcpus_limit: u32,
     pub running: usize,
     /// With a size asked: how many more guests of it fit now.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fits: Option<Fits>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fits {
     pub vcpus: u32,
     pub memory_mib: u64,
@@ -340,7 +340,7 @@ pub struct Fits {
     pub cost_mib: u64,
     pub count: u64,
     /// `memory` or `vcpus`: which rule stops the next one.
-    pub limited_by: &'static str,
+    pub limited_by: String,
 }
 
 pub fn capacity(
@@ -376,7 +376,8 @@ pub fn capacity(
                 "memory"
             } else {
                 "vcpus"
-            },
+            }
+            .to_string(),
         }
     });
     Capacity {
@@ -564,7 +565,7 @@ mod tests {
         // 16384 - 1638 - (2048 + 250 + 160) = 12288; one more costs 1354 → 9.
         assert_eq!(capacity.free_mib, 12288);
         let fits = capacity.fits.expect("a size was asked");
-        assert_eq!((fits.count, fits.limited_by), (9, "memory"));
+        assert_eq!((fits.count, fits.limited_by.as_str()), (9, "memory"));
         assert_eq!(capacity.shared_vcpus_limit, 16);
     }
 

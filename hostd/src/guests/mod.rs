@@ -13,6 +13,9 @@
 pub mod admission;
 pub mod api_client;
 pub mod chv_api;
+pub mod console;
+pub mod host_cpu;
 pub mod layout;
 pub mod lifecycle;
+pub mod supervisor;
 pub mod vm_config;

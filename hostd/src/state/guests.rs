@@ -114,7 +114,7 @@ pub struct Autostart {
 }
 
 /// What hostd does when a guest's cloud-hypervisor process ends without being asked to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     /// Stays stopped (or crashed).
