@@ -562,13 +562,14 @@ impl Supervisor {
             .await
             .map_err(api_error)?;
         // The serial socket exists once the VM is created: relay it before the boot, so the
-        // log has the guest's first line.
+        // log has the guest's first line. Each life starts a fresh log; the previous one
+        // is kept beside it (what a crashed life printed last).
+        let _ = std::fs::rename(paths.console_log(), paths.dir.join("console.log.previous"));
         tokio::spawn(console::relay(
             paths.serial_socket(),
             paths.console_log(),
             paths.console_socket(),
         ));
-        let _ = std::fs::remove_file(paths.console_log());
         api.put(Endpoint::VmBoot).await.map_err(api_error)?;
         let entered = {
             let mut table = self.table();
