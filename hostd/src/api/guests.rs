@@ -110,8 +110,7 @@ impl GuestsApi {
         let guest = guest.to_string();
         self.blocking(move |core| {
             let (_, current) = core.show()?;
-            let text = format!("{current}\n[[guests]]\n{guest}\n");
-            let desired = DesiredState::from_toml(&text)?;
+            let desired = with_guest(&current, &guest)?;
             let spec = desired
                 .guests
                 .last()
@@ -221,6 +220,30 @@ impl GuestsApi {
     }
 }
 
+/// The committed document `current` with one more guest (`guest`: the keys of its table),
+/// validated as a whole. Tables are joined as values, not as text: a guest's `[boot]` or
+/// `[[nics]]` headers would otherwise land at the top of the document.
+pub fn with_guest(current: &str, guest: &str) -> Result<DesiredState, HostError> {
+    let refused = |message: String| HostError::Invalid(format!("guest: {message}"));
+    let mut document: toml::Table = current
+        .parse()
+        .map_err(|error: toml::de::Error| refused(error.message().to_string()))?;
+    let table: toml::Table = guest
+        .parse()
+        .map_err(|error: toml::de::Error| refused(error.message().to_string()))?;
+    let guests = document
+        .entry("guests")
+        .or_insert_with(|| toml::Value::Array(Vec::new()));
+    let Some(list) = guests.as_array_mut() else {
+        return Err(refused(
+            "the committed document's guests are not a list".into(),
+        ));
+    };
+    list.push(toml::Value::Table(table));
+    let text = toml::to_string(&document).expect("a TOML table prints");
+    Ok(DesiredState::from_toml(&text)?)
+}
+
 /// The client side of `org.cairn.Guests1`.
 #[zbus::proxy(
     interface = "org.cairn.Guests1",
@@ -238,4 +261,25 @@ pub trait Guests1 {
     fn pause(&self, name: &str) -> Result<String, HostError>;
     fn resume(&self, name: &str) -> Result<String, HostError>;
     fn capacity(&self, vcpus: u32, memory_mib: u64) -> Result<String, HostError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_with_nested_tables_joins_the_document() {
+        let current = "version = 1\n\n[[network.vswitches]]\nname = \"priv\"\n";
+        let guest = "name = \"g1\"\nvcpus = 1\nmemory_mib = 128\n\n[boot]\nkernel = \"/k\"\n\n[[nics]]\nvswitch = \"priv\"\n";
+        let state = with_guest(current, guest).expect("joins");
+        assert_eq!(state.guests.len(), 1);
+        assert_eq!(state.guests[0].nics.len(), 1);
+        let twice = with_guest(&state.to_toml(), guest).map_err(|e| e.message());
+        assert_eq!(
+            twice.err().as_deref(),
+            Some(
+                r#"guests[1].name: "g1" is already the name of guests[0] (expected a name of its own)"#
+            )
+        );
+    }
 }
