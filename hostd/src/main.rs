@@ -232,7 +232,12 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     let _restarter = guests.spawn_restarter();
     let autostart = {
         let guests = guests.clone();
-        tokio::spawn(async move { guests.autostart().await })
+        tokio::spawn(async move {
+            // Guests still running from before a hostd restart first, so that autostart
+            // does not start them twice.
+            guests.adopt().await;
+            guests.autostart().await;
+        })
     };
 
     let exit = tokio::select! {

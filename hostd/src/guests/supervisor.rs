@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 
 use super::admission::{self, Demand, Host, Refusal};
 use super::api_client::{ApiClient, ApiError};
-use super::chv_api::{Endpoint, VmmPingResponse};
+use super::chv_api::{Endpoint, VmInfo, VmState, VmmPingResponse};
 use super::console;
 use super::host_cpu::Cgroups;
 use super::layout::{self, RunPaths};
@@ -45,6 +45,10 @@ const API_DEADLINE: Duration = Duration::from_secs(15);
 const KILL_WAIT: Duration = Duration::from_secs(10);
 /// Lines of cloud-hypervisor's log and the guest's console kept with a crash.
 const TAIL_LINES: usize = 10;
+/// A surviving cloud-hypervisor answers at once; a stale socket refuses at once.
+const ADOPT_PING: Duration = Duration::from_secs(5);
+/// How often an adopted process (not hostd's child) is looked at.
+const ADOPTED_POLL: Duration = Duration::from_millis(200);
 /// The restart backoff: 1 s, doubling to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -542,7 +546,11 @@ impl Supervisor {
         let watched = name.to_string();
         tokio::spawn(async move {
             let status = child.wait().await;
-            watcher.exited(&watched, life, status).await;
+            let (clean, how) = match &status {
+                Ok(status) => (status.success(), describe_exit(*status)),
+                Err(error) => (false, format!("could not be waited for: {error}")),
+            };
+            watcher.exited(&watched, life, clean, how).await;
         });
         if let Some(cgroups) = &env.cgroups {
             let weight = spec.cpu_weight.map_or(100, |w| w.get());
@@ -618,17 +626,8 @@ impl Supervisor {
     }
 
     /// The watcher's report: the process of life `life` ended with `status`.
-    async fn exited(
-        &self,
-        name: &str,
-        life: u64,
-        status: std::io::Result<std::process::ExitStatus>,
-    ) {
+    async fn exited(&self, name: &str, life: u64, clean: bool, how: String) {
         let paths = RunPaths::new(&self.inner.env.run_dir, name);
-        let (clean, how) = match &status {
-            Ok(status) => (status.success(), describe_exit(*status)),
-            Err(error) => (false, format!("could not be waited for: {error}")),
-        };
         let tail = console::tail(&paths.vmm_log(), TAIL_LINES);
         let shutting_down = self.shutting_down();
         let (outcome, restarts) = {
@@ -862,6 +861,88 @@ impl Supervisor {
         Ok(())
     }
 
+    /// At hostd's start: guests whose cloud-hypervisor still runs (hostd itself was
+    /// restarted; the processes are in their own group and outlive it) are taken over:
+    /// their state from `vm.info`, their console relayed again, and their end noticed by
+    /// polling the pid (they are init's children now, so they cannot be waited for).
+    pub async fn adopt(&self) {
+        let guests = match self.blocking(|ops| ops.guests()).await {
+            Ok(guests) => guests,
+            Err(error) => {
+                tracing::error!("cannot read the guests to take over: {error}");
+                return;
+            }
+        };
+        for spec in guests {
+            let name = spec.name.as_str();
+            let paths = RunPaths::new(&self.inner.env.run_dir, name);
+            if !paths.api_socket().exists() {
+                continue;
+            }
+            let api = ApiClient::new(paths.api_socket());
+            let Ok(Ok(ping)) =
+                tokio::time::timeout(ADOPT_PING, api.get::<VmmPingResponse>(Endpoint::VmmPing))
+                    .await
+            else {
+                continue;
+            };
+            let Some(pid) = ping.pid.and_then(|p| u32::try_from(p).ok()) else {
+                continue;
+            };
+            let state = match api.get::<VmInfo>(Endpoint::VmInfo).await.map(|i| i.state) {
+                Ok(VmState::Running) => GuestState::Running,
+                Ok(VmState::Paused) => GuestState::Paused,
+                _ => {
+                    // Created but not booted, or shut down: a start that hostd's death
+                    // interrupted. End it; the admin starts it again.
+                    signal(pid, Signal::SIGKILL);
+                    continue;
+                }
+            };
+            let life = {
+                let mut table = self.table();
+                let runtime = table.entry(name.to_string()).or_default();
+                runtime.state = state;
+                runtime.since = SystemTime::now();
+                runtime.pid = Some(pid);
+                runtime.policy = spec.restart;
+                runtime.demand = Some(Demand {
+                    name: name.to_string(),
+                    vcpus: spec.vcpus.get(),
+                    memory_mib: spec.memory_mib.get(),
+                    reserved_threads: spec.reserved_threads.iter().map(|t| t.get()).collect(),
+                    disks: spec.disks.len(),
+                });
+                runtime.life += 1;
+                runtime.life
+            };
+            tracing::warn!("guest {name}: took over its running cloud-hypervisor (pid {pid})");
+            tokio::spawn(console::relay(
+                paths.serial_socket(),
+                paths.console_log(),
+                paths.console_socket(),
+            ));
+            let watcher = self.clone();
+            let watched = name.to_string();
+            tokio::spawn(async move {
+                let raw = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+                // kill(pid, 0): ESRCH once init has reaped it.
+                while kill(raw, None).is_ok() {
+                    tokio::time::sleep(ADOPTED_POLL).await;
+                }
+                watcher
+                    .exited(
+                        &watched,
+                        life,
+                        false,
+                        "ended (taken over after a hostd restart, so its exit status is unknown)"
+                            .to_string(),
+                    )
+                    .await;
+            });
+        }
+    }
+
     /// Starts the autostart guests in their order, with their delays. Runs in the
     /// background after hostd is up; stops early when hostd is stopping.
     pub async fn autostart(&self) {
@@ -884,6 +965,9 @@ impl Supervisor {
                 return;
             }
             let name = guest.name.as_str();
+            if self.state(name).is_active() {
+                continue; // taken over from before a hostd restart
+            }
             match self.start(name).await {
                 Ok(_) => tracing::info!("autostart: guest {name} started"),
                 Err(error) => {
