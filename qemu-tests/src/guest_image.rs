@@ -196,9 +196,19 @@ while true; do sleep 3600; done
     )
 }
 
-/// The newc archive for the appliance: `/guest/vmlinuz` and `/guest/initramfs.img`.
-/// Written once per test run into `dir`.
-pub fn appliance_archive(image: &Image, dir: &Path) -> Result<PathBuf, GuestImageError> {
+/// A raw GPT disk in the appliance whose ESP boots the same guest through the firmware,
+/// with this kernel command line.
+pub const GUEST_DISK: &str = "/guest/disk.img";
+pub const GUEST_DISK_OPTIONS: &str =
+    "console=ttyS0 quiet guest.addr=10.99.0.3/24 guest.token=from-disk";
+
+/// The newc archive for the appliance: `/guest/vmlinuz` and `/guest/initramfs.img`, and
+/// with `with_disk` also [`GUEST_DISK`]. Written into `dir`.
+pub fn appliance_archive(
+    image: &Image,
+    dir: &Path,
+    with_disk: bool,
+) -> Result<PathBuf, GuestImageError> {
     let work = dir.join("guest-image");
     std::fs::create_dir_all(&work).map_err(|source| GuestImageError::Io {
         path: work.clone(),
@@ -238,10 +248,18 @@ pub fn appliance_archive(image: &Image, dir: &Path) -> Result<PathBuf, GuestImag
     }
     guest.file("init", 0o755, guest_init_script().as_bytes())?;
 
+    let guest = guest.finish();
     let mut appliance = NewcWriter::new();
     appliance.dir("guest")?;
     appliance.file("guest/vmlinuz", 0o644, &read(&image.kernel)?)?;
-    appliance.file("guest/initramfs.img", 0o644, &guest.finish())?;
+    appliance.file("guest/initramfs.img", 0o644, &guest)?;
+    if with_disk {
+        // 32 MiB of FAT16: the kernel (about 12 MiB) and this initramfs fit twice.
+        let disk =
+            crate::guest_disk::boot_disk(&work, &image.kernel, &guest, GUEST_DISK_OPTIONS, 32)
+                .map_err(|error| GuestImageError::Missing(format!("{error}")))?;
+        appliance.file("guest/disk.img", 0o644, &read(&disk)?)?;
+    }
     let path = dir.join("guest-files.cpio");
     std::fs::write(&path, appliance.finish()).map_err(|source| GuestImageError::Io {
         path: path.clone(),

@@ -38,8 +38,12 @@ fn image_with_hypervisor(test: &str) -> Result<Option<Image>> {
 }
 
 fn boot(image: &Image, name: &str) -> Result<Appliance> {
+    boot_with(image, name, false)
+}
+
+fn boot_with(image: &Image, name: &str, with_disk: bool) -> Result<Appliance> {
     let dir = WorkDir::new(&format!("{name}-files"))?;
-    let archive = guest_image::appliance_archive(image, dir.path())?;
+    let archive = guest_image::appliance_archive(image, dir.path(), with_disk)?;
     let launch = Launch::direct_kernel(name, BOARD)
         .memory_mib(APPLIANCE_MIB)
         .archive(&archive);
@@ -378,6 +382,45 @@ fn reboot_stops_guests_first_and_autostart_brings_them_back() -> Result<()> {
         up.as_secs_f64()
     );
     ensure!(show(&mut app, "auto")?["state"] == "running");
+    app.finish();
+    Ok(())
+}
+
+/// Proves a guest without a kernel boots its disk image (a GPT disk whose ESP holds a loader entry) through rust-hypervisor-firmware, always opened as a raw image, and prints its marker.
+#[test]
+fn guest_boots_from_a_disk_image_through_the_firmware() -> Result<()> {
+    let test = "guest_boots_from_a_disk_image_through_the_firmware";
+    let image = Image::from_env()?;
+    if let Err(why) = guest_image::hypervisor_in_image(&image, true) {
+        println!("SKIPPED: {test}: {why}");
+        return Ok(());
+    }
+    let mut app = boot_with(&image, "guest-firmware", true)?;
+    private_vswitch(&mut app)?;
+    app.shell(&format!(
+        "cairnctl vm create fw --vcpus 1 --memory {GUEST_MIB}M --disk path={} --nic vswitch=priv",
+        guest_image::GUEST_DISK
+    ))?;
+    let start = Instant::now();
+    app.shell("cairnctl vm start fw")?;
+    wait_console(
+        &mut app,
+        "fw",
+        "CAIRN-GUEST-UP from-disk",
+        1,
+        marker_timeout(),
+    )?;
+    println!(
+        "fw: marker seen {:.1} s after `vm start` (firmware, disk, kernel)",
+        start.elapsed().as_secs_f64()
+    );
+    let ping = app.shell_status("busybox ping -c 3 -W 3 10.99.0.3")?;
+    ensure!(
+        ping.status == 0,
+        "no answer from the firmware-booted guest: {}",
+        ping.output
+    );
+    app.shell("cairnctl vm stop --force fw")?;
     app.finish();
     Ok(())
 }
