@@ -184,10 +184,15 @@ ip link set lo up
 ip link set eth0 up
 power=
 for d in /sys/class/input/event*; do
-  grep -q "Power Button" "$d/device/name" 2>/dev/null && power=/dev/${{d##*/}}
+  grep -q "Power Button" "$d/device/name" 2>/dev/null && power=/dev/input/${{d##*/}}
 done
-if [ -n "$power" ]; then
-  (dd if="$power" of=/dev/null bs=24 count=1 2>/dev/null; echo "CAIRN-GUEST-POWEROFF $token"; poweroff -f) &
+# One input event (24 bytes on x86-64) from the power button: power off. A failed read
+# must never look like a press.
+if [ -c "$power" ]; then
+  (while [ "$(dd if="$power" bs=24 count=1 2>/dev/null | wc -c)" != 24 ]; do sleep 1; done
+   echo "CAIRN-GUEST-POWEROFF $token"; poweroff -f) &
+else
+  echo "CAIRN-GUEST-NO-POWER-BUTTON"
 fi
 echo "CAIRN-GUEST-UP $token"
 while true; do sleep 3600; done
