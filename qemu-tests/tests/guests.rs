@@ -81,7 +81,7 @@ fn show(app: &mut Appliance, guest: &str) -> Result<serde_json::Value> {
 fn create_guest(app: &mut Appliance, guest: &str, memory_mib: u32, extra: &str) -> Result<String> {
     let token = random_token()[..8].to_string();
     app.shell(&format!(
-        "cairnctl vm create {guest} --vcpus 1 --memory {memory_mib}M --kernel {GUEST_KERNEL} --initramfs {GUEST_INITRAMFS} --cmdline 'console=ttyS0 quiet guest.addr=10.99.0.2/24 guest.token={token}' --nic vswitch=priv,mac=52:54:00:99:00:02 {extra}"
+        "cairnctl vm create {guest} --vcpus 1 --memory {memory_mib}M --kernel {GUEST_KERNEL} --initramfs {GUEST_INITRAMFS} --cmdline 'console=ttyS0 quiet guest.addr=10.99.0.2/24 guest.token={token}' --nic vswitch=priv {extra}"
     ))?;
     Ok(token)
 }
