@@ -334,11 +334,12 @@ fn admission_and_bad_definitions_are_refused() -> Result<()> {
     Ok(())
 }
 
-/// Proves a reboot of the appliance stops a running guest by its power button before hostd exits (hostd's persistent log says so), and that the autostart guest is running again after the boot.
+/// Proves a reboot of the appliance stops a running guest by its power button before hostd exits (hostd's persistent log says so), that the autostart guest is running again after the boot, and that a poweroff stops it by its power button too.
 #[test]
-fn reboot_stops_guests_first_and_autostart_brings_them_back() -> Result<()> {
-    let Some(image) =
-        image_with_hypervisor("reboot_stops_guests_first_and_autostart_brings_them_back")?
+fn reboot_and_poweroff_stop_guests_first_and_autostart_brings_them_back() -> Result<()> {
+    let Some(image) = image_with_hypervisor(
+        "reboot_and_poweroff_stop_guests_first_and_autostart_brings_them_back",
+    )?
     else {
         return Ok(());
     };
@@ -382,8 +383,41 @@ fn reboot_stops_guests_first_and_autostart_brings_them_back() -> Result<()> {
         up.as_secs_f64()
     );
     ensure!(show(&mut app, "auto")?["state"] == "running");
+
+    // Poweroff: the same, read from the config partition once QEMU has exited.
+    app.console_command("poweroff")?;
+    app.vm().wait_for_exit(timeouts::shutdown())?;
+    let log = config_file(&mut app, "/logs/hostd.log")?;
+    let started = log
+        .rfind("autostart: guest auto started")
+        .context("no autostart in the second boot's log")?;
+    let after = &log[started..];
+    ensure!(
+        after.contains("guest auto: power button pressed")
+            && after.contains("guest auto stopped (host shutdown)")
+            && !after.contains("auto did not power off"),
+        "poweroff did not stop the guest by its power button first:\n{after}"
+    );
     app.finish();
     Ok(())
+}
+
+/// A file of the stopped appliance's config partition (debugfs on a copy of it).
+fn config_file(app: &mut Appliance, path: &str) -> Result<String> {
+    use std::os::unix::fs::FileExt;
+    let fs = app.inspect_config_fs()?;
+    let raw = std::fs::File::open(&fs.raw_image)?;
+    let mut bytes = vec![0u8; usize::try_from(fs.partition.byte_len())?];
+    raw.read_exact_at(&mut bytes, fs.partition.byte_offset())?;
+    let part = fs.raw_image.with_file_name("config.ext4");
+    std::fs::write(&part, bytes)?;
+    let output = std::process::Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("cat {path}"))
+        .arg(&part)
+        .output()
+        .context("debugfs (e2fsprogs) is needed to read the config partition")?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Proves a guest without a kernel boots its disk image (a GPT disk whose ESP holds a loader entry) through rust-hypervisor-firmware, always opened as a raw image, and prints its marker.
