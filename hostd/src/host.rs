@@ -722,7 +722,7 @@ pub fn describe_plan(
     let pending = reconcile::pending_sections(desired);
     if !pending.is_empty() {
         text.push_str(&format!(
-            "Recorded only (no subsystem acts on them yet): {}\n",
+            "Recorded only (an apply does not start or stop guests: `cairnctl vm`, autostart): {}\n",
             pending.join(", ")
         ));
     }

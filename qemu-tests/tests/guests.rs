@@ -142,7 +142,7 @@ fn wait_state(
     }
 }
 
-/// Proves a kernel+initramfs guest boots under hostd's cloud-hypervisor (marker on its serial console), answers ping over a private vSwitch, stops by its ACPI power button, is shown crashed with its log when its cloud-hypervisor is SIGKILLed and comes back by its restart policy, and stops at once with --force.
+/// Proves a kernel+initramfs guest boots under hostd's cloud-hypervisor (marker on its serial console) in its cgroup with its CPU weight, answers ping over a private vSwitch, stops by its ACPI power button, is shown crashed with its log when its cloud-hypervisor is SIGKILLed and comes back by its restart policy, and stops at once with --force.
 #[test]
 fn guest_boots_pings_stops_crashes_and_restarts() -> Result<()> {
     let Some(image) = image_with_hypervisor("guest_boots_pings_stops_crashes_and_restarts")? else {
@@ -152,7 +152,7 @@ fn guest_boots_pings_stops_crashes_and_restarts() -> Result<()> {
     app.shell("test -c /dev/kvm")
         .context("no /dev/kvm in the appliance (is kvm_amd loaded?)")?;
     private_vswitch(&mut app)?;
-    let token = create_guest(&mut app, "g1", GUEST_MIB, "")?;
+    let token = create_guest(&mut app, "g1", GUEST_MIB, "--cpu-weight 300")?;
 
     let start = Instant::now();
     app.shell("cairnctl vm start g1")?;
@@ -169,6 +169,11 @@ fn guest_boots_pings_stops_crashes_and_restarts() -> Result<()> {
     );
     let view = show(&mut app, "g1")?;
     ensure!(view["state"] == "running", "g1 after boot: {view}");
+    let weight = app.shell("cat /sys/fs/cgroup/cairn-guests/g1/cpu.weight")?;
+    ensure!(
+        weight.trim().ends_with("300"),
+        "cpu.weight of g1: {weight:?}"
+    );
     ensure!(
         app.shell("cairnctl net tap")?.contains("vm-g1-0"),
         "the guest's tap is not on the vSwitch"

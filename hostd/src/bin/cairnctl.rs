@@ -655,7 +655,7 @@ done: {action}"
     if !applied.recorded_only.is_empty() {
         text.push_str(&format!(
             "
-recorded only (no subsystem acts on them yet): {}",
+recorded only (an apply does not start or stop guests: `cairnctl vm`, autostart): {}",
             applied.recorded_only.join(", ")
         ));
     }
