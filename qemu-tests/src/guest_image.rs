@@ -272,3 +272,46 @@ pub fn appliance_archive(
     })?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image_with_manifest(dir: &Path, manifest: &str) -> Image {
+        std::fs::write(dir.join("manifest.json"), manifest).expect("writes");
+        Image {
+            dir: dir.to_owned(),
+            kernel: dir.join("vmlinuz"),
+            initramfs: dir.join("initramfs.img"),
+            disk: dir.join("cairn.img"),
+        }
+    }
+
+    #[test]
+    fn the_skip_reason_names_the_variable_to_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let without = image_with_manifest(
+            dir.path(),
+            r#"{"cloud_hypervisor": false, "hypervisor_fw": false}"#,
+        );
+        let why = hypervisor_in_image(&without, false).expect_err("no hypervisor");
+        assert!(why.contains("CAIRN_CLOUD_HYPERVISOR="), "{why}");
+        let no_fw = image_with_manifest(
+            dir.path(),
+            r#"{"cloud_hypervisor": true, "hypervisor_fw": false}"#,
+        );
+        assert_eq!(hypervisor_in_image(&no_fw, false), Ok(()));
+        assert!(
+            hypervisor_in_image(&no_fw, true)
+                .is_err_and(|why| why.contains("CAIRN_HYPERVISOR_FW="))
+        );
+    }
+
+    #[test]
+    fn the_guest_init_reads_its_address_and_token_from_the_command_line() {
+        let script = guest_init_script();
+        assert!(script.starts_with("#!/bin/busybox sh\n"));
+        assert!(script.contains("for m in failover net_failover virtio_net button evdev;"));
+        assert!(script.contains(r#"echo "CAIRN-GUEST-UP $token""#));
+    }
+}
