@@ -176,6 +176,8 @@ pub struct HostApi {
     core: SharedCore,
     jobs: Arc<std::sync::Mutex<Jobs>>,
     log: LogRing,
+    /// The guests whose process runs, so that an apply cannot drop one from the document.
+    running_guests: Option<crate::guests::supervisor::Supervisor>,
 }
 
 impl HostApi {
@@ -184,6 +186,32 @@ impl HostApi {
             core,
             jobs: Arc::default(),
             log,
+            running_guests: None,
+        }
+    }
+
+    /// Refuses documents that drop a guest this supervisor runs.
+    pub fn with_guests(mut self, supervisor: crate::guests::supervisor::Supervisor) -> Self {
+        self.running_guests = Some(supervisor);
+        self
+    }
+
+    fn keeps_running_guests(&self, desired: &DesiredState) -> Result<(), HostError> {
+        let Some(supervisor) = &self.running_guests else {
+            return Ok(());
+        };
+        let dropped: Vec<String> = supervisor
+            .active()
+            .into_iter()
+            .filter(|name| !desired.guests.iter().any(|g| g.name.as_str() == name))
+            .collect();
+        if dropped.is_empty() {
+            Ok(())
+        } else {
+            Err(HostError::WrongState(format!(
+                "guests: the document drops {} while running (stop first: cairnctl vm stop)",
+                dropped.join(", ")
+            )))
         }
     }
 
@@ -387,6 +415,7 @@ impl HostApi {
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
         let desired = DesiredState::from_toml(toml)?;
+        self.keeps_running_guests(&desired)?;
         self.start_apply(desired, server).await
     }
 
@@ -401,6 +430,7 @@ impl HostApi {
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
         let desired = self.core.lock().await.generation(generation)?;
+        self.keeps_running_guests(&desired)?;
         self.start_apply(desired, server).await
     }
 

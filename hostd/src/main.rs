@@ -195,7 +195,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
         .object_server()
         .at(
             api::OBJECT_PATH,
-            HostApi::new(std::sync::Arc::clone(&core), ring),
+            HostApi::new(std::sync::Arc::clone(&core), ring).with_guests(guests.clone()),
         )
         .await
         .map_err(|source| StartError::Serve {

@@ -256,7 +256,7 @@ fn guest_boots_pings_stops_crashes_and_restarts() -> Result<()> {
     Ok(())
 }
 
-/// Proves a start that does not fit is refused by admission with the sum and changes nothing, that capacity shows the headroom, and that bad definitions (nine disks, a missing disk image, an unknown vSwitch, a duplicate name, memory that is not whole MiB) and deleting a running guest are refused.
+/// Proves a start that does not fit is refused by admission with the sum and changes nothing, that capacity shows the headroom, and that bad definitions (nine disks, a missing disk image, an unknown vSwitch, a duplicate name, memory that is not whole MiB), deleting a running guest and a document that drops it are refused.
 #[test]
 fn admission_and_bad_definitions_are_refused() -> Result<()> {
     let Some(image) = image_with_hypervisor("admission_and_bad_definitions_are_refused")? else {
@@ -330,6 +330,15 @@ fn admission_and_bad_definitions_are_refused() -> Result<()> {
     let out = app.shell_status("cairnctl vm delete small")?;
     ensure!(
         out.status == 2 && out.output.contains("stop it before deleting it"),
+        "{out:?}"
+    );
+    // Nor can an apply drop it from the document while it runs.
+    let out = app.shell_status("cairnctl config apply /tmp/net.toml")?;
+    ensure!(
+        out.status == 2
+            && out
+                .output
+                .contains("the document drops small while running"),
         "{out:?}"
     );
     app.shell("cairnctl vm stop --force small")?;

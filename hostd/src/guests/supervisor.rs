@@ -315,6 +315,15 @@ impl Supervisor {
             .ok_or_else(|| GuestError::NotFound(name.to_string()))
     }
 
+    /// The guests whose process runs (starting, running, paused, stopping).
+    pub fn active(&self) -> Vec<String> {
+        self.table()
+            .iter()
+            .filter(|(_, runtime)| runtime.state.is_active())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Every guest of the document with its runtime state.
     pub async fn list(&self) -> Result<Vec<GuestView>, GuestError> {
         let guests = self.blocking(|ops| ops.guests()).await?;
