@@ -27,6 +27,11 @@ binaries: deps ## Build init, hostd, cairnctl and the console, static
 	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --locked --target $(HOST_TARGET) \
 		-p cairn-init -p hostd --bins
 
+# Guests need cloud-hypervisor and rust-hypervisor-firmware, which are in no registry:
+# image-builder reads their paths from these (`CAIRN_CLOUD_HYPERVISOR=… make image`, or as
+# make variables); without them the image builds and says so.
+export CAIRN_CLOUD_HYPERVISOR CAIRN_HYPERVISOR_FW
+
 .PHONY: image
 image: binaries ## Build build/image/{vmlinuz,initramfs.img,cairn.img}
 	cargo run --release --locked -p image-builder -- build \

@@ -8,6 +8,7 @@
 //! A client polls the job's `Snapshot()` (or its properties) until `State` is no longer
 //! `running`; `Cancel()` stops it at the next step boundary and rolls back.
 
+pub mod guests;
 mod job_object;
 #[cfg(test)]
 mod tests;
@@ -75,13 +76,22 @@ pub enum HostError {
     Cancelled(String),
     /// Another operation of the same kind is running.
     Busy(String),
+    /// A guest start refused by admission (memory, vCPUs, reserved threads): the sum.
+    Refused(String),
+    /// A guest is in a state that does not allow the request (stopping a stopped guest,
+    /// deleting a running one).
+    WrongState(String),
 }
 
 impl HostError {
     /// Whether the caller asked for something wrong (as opposed to something failing).
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Self::Invalid(_) | Self::NotFound(_) | Self::Busy(_) => true,
+            Self::Invalid(_)
+            | Self::NotFound(_)
+            | Self::Busy(_)
+            | Self::Refused(_)
+            | Self::WrongState(_) => true,
             Self::ZBus(_)
             | Self::Storage(_)
             | Self::System(_)
@@ -100,7 +110,9 @@ impl HostError {
             | Self::System(text)
             | Self::ApplyFailed(text)
             | Self::Cancelled(text)
-            | Self::Busy(text) => text.clone(),
+            | Self::Busy(text)
+            | Self::Refused(text)
+            | Self::WrongState(text) => text.clone(),
         }
     }
 
@@ -113,6 +125,8 @@ impl HostError {
             "System" => Self::System(message),
             "Cancelled" => Self::Cancelled(message),
             "Busy" => Self::Busy(message),
+            "Refused" => Self::Refused(message),
+            "WrongState" => Self::WrongState(message),
             _ => Self::ApplyFailed(message),
         }
     }
@@ -169,6 +183,8 @@ pub struct HostApi {
     jobs: Arc<std::sync::Mutex<Jobs>>,
     log: LogRing,
     scrub_records: ScrubRecords,
+    /// The guests whose process runs, so that an apply cannot drop one from the document.
+    running_guests: Option<crate::guests::supervisor::Supervisor>,
 }
 
 impl HostApi {
@@ -178,6 +194,32 @@ impl HostApi {
             jobs: Arc::default(),
             log,
             scrub_records: ScrubRecords::new(VOLATILE_SCRUB_RECORDS),
+            running_guests: None,
+        }
+    }
+
+    /// Refuses documents that drop a guest this supervisor runs.
+    pub fn with_guests(mut self, supervisor: crate::guests::supervisor::Supervisor) -> Self {
+        self.running_guests = Some(supervisor);
+        self
+    }
+
+    fn keeps_running_guests(&self, desired: &DesiredState) -> Result<(), HostError> {
+        let Some(supervisor) = &self.running_guests else {
+            return Ok(());
+        };
+        let dropped: Vec<String> = supervisor
+            .active()
+            .into_iter()
+            .filter(|name| !desired.guests.iter().any(|g| g.name.as_str() == name))
+            .collect();
+        if dropped.is_empty() {
+            Ok(())
+        } else {
+            Err(HostError::WrongState(format!(
+                "guests: the document drops {} while running (stop first: cairnctl vm stop)",
+                dropped.join(", ")
+            )))
         }
     }
 
@@ -458,6 +500,7 @@ impl HostApi {
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
         let desired = DesiredState::from_toml(toml)?;
+        self.keeps_running_guests(&desired)?;
         self.start_apply(desired, server).await
     }
 
@@ -472,6 +515,7 @@ impl HostApi {
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
         let desired = self.core.lock().await.generation(generation)?;
+        self.keeps_running_guests(&desired)?;
         self.start_apply(desired, server).await
     }
 

@@ -14,6 +14,7 @@
 //! the kill came before step 3 finished, the new one after — and the rename in the store makes
 //! that "old or new", never a mix.
 
+mod guest_ops;
 pub mod storage_ops;
 mod taps;
 #[cfg(test)]
@@ -721,7 +722,7 @@ pub fn describe_plan(
     let pending = reconcile::pending_sections(desired);
     if !pending.is_empty() {
         text.push_str(&format!(
-            "Recorded only (no subsystem acts on them yet): {}\n",
+            "Recorded only (an apply does not start or stop guests: `cairnctl vm`, autostart): {}\n",
             pending.join(", ")
         ));
     }

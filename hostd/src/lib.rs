@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod console;
+pub mod guests;
 pub mod host;
 pub mod jobs;
 pub mod log_file;

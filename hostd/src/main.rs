@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use hostd::api::{self, HostApi};
+use hostd::guests::supervisor::{Environment, Supervisor};
+use hostd::guests::{host_cpu, layout};
 use hostd::host::Core;
 use hostd::log_file::{self, RotatingFile, SharedLogFile};
 use hostd::log_ring::{self, LogRing};
@@ -31,6 +33,9 @@ const PERSISTENT_STATE_DIR: &str = "/config/desired";
 /// How often the scrub schedule looks for a volume whose scrub is due: intervals are days,
 /// so a minute late is nothing, and a look costs a read of the document and the mounts.
 const SCRUB_SCHEDULE_PERIOD: Duration = Duration::from_secs(60);
+/// How long guests get to power off when hostd stops: init's stop timeout for hostd is 90 s,
+/// which leaves time for the kills and hostd's own clean-up.
+const GUEST_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 const VOLATILE_STATE_DIR: &str = "/run/cairn/desired";
 
 /// Process exit codes (init logs them).
@@ -191,6 +196,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     .await
     .map_err(StartError::Reconcile)?;
     let core = std::sync::Arc::new(tokio::sync::Mutex::new(core));
+    let guests = guest_supervisor(&board, &core);
 
     let connection = connect(BUS_CONNECT_DEADLINE).await?;
     let scrub_records = hostd::storage::scrub_records::ScrubRecords::new(if persistent {
@@ -198,11 +204,24 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     } else {
         api::VOLATILE_SCRUB_RECORDS
     });
-    let host_api = HostApi::new(core, ring).with_scrub_records(scrub_records);
+    let host_api = HostApi::new(std::sync::Arc::clone(&core), ring)
+        .with_guests(guests.clone())
+        .with_scrub_records(scrub_records);
     let schedule_api = host_api.clone();
     connection
         .object_server()
         .at(api::OBJECT_PATH, host_api)
+        .await
+        .map_err(|source| StartError::Serve {
+            path: api::OBJECT_PATH,
+            source,
+        })?;
+    connection
+        .object_server()
+        .at(
+            api::OBJECT_PATH,
+            api::guests::GuestsApi::new(std::sync::Arc::clone(&core), guests.clone()),
+        )
         .await
         .map_err(|source| StartError::Serve {
             path: api::OBJECT_PATH,
@@ -234,6 +253,17 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
                 .await;
         }
     });
+    // After READY: a guest's boot must not hold up the appliance's.
+    let _restarter = guests.spawn_restarter();
+    let autostart = {
+        let guests = guests.clone();
+        tokio::spawn(async move {
+            // Guests still running from before a hostd restart first, so that autostart
+            // does not start them twice.
+            guests.adopt().await;
+            guests.autostart().await;
+        })
+    };
 
     let exit = tokio::select! {
         _ = terminate.recv() => {
@@ -249,6 +279,10 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
             Exit::BusLost
         }
     };
+    // Guests first, while the network and volumes they use are still there: power button,
+    // then a kill for what has not stopped within GUEST_STOP_TIMEOUT (init waits 90 s).
+    autostart.abort();
+    guests.stop_all(GUEST_STOP_TIMEOUT).await;
     // A clean stop gives the lease back (RELEASE) and takes the address off.
     dhcp.stop(dhcp_task).await;
     Ok(exit)
@@ -348,4 +382,39 @@ fn report_ready() -> Result<(), ReadyError> {
     let mut pipe = std::fs::File::from(owned);
     pipe.write_all(b"READY\n")
         .map_err(|source| ReadyError::Write { fd, source })
+}
+
+/// The guests' supervisor for this board: its admission rules, the host as the kernel
+/// reports it, the binaries where image-builder puts them.
+fn guest_supervisor(board: &str, core: &api::SharedCore) -> Supervisor {
+    let rules = board_configs::by_id(board)
+        .unwrap_or_else(board_configs::generic)
+        .guests
+        .clone();
+    let cgroup_root = std::path::Path::new("/sys/fs/cgroup");
+    let env = Environment {
+        cloud_hypervisor: layout::CLOUD_HYPERVISOR.into(),
+        firmware: layout::HYPERVISOR_FW.into(),
+        run_dir: layout::RUN_DIR.into(),
+        rules,
+        host: host_cpu::observe_host(),
+        cgroups: cgroup_root
+            .join("cgroup.controllers")
+            .exists()
+            .then(|| host_cpu::Cgroups::new(cgroup_root)),
+    };
+    tracing::info!(
+        "guests: {} MiB of RAM, {} threads; cloud-hypervisor {}",
+        env.host.memory_mib,
+        env.host.threads,
+        if env.cloud_hypervisor.exists() {
+            "present"
+        } else {
+            "not in this image"
+        }
+    );
+    Supervisor::new(
+        env,
+        std::sync::Arc::new(api::guests::CoreOps(std::sync::Arc::clone(core))),
+    )
 }

@@ -60,6 +60,12 @@ pub enum ApplianceError {
     Console(#[from] ConsoleError),
     #[error("The appliance broke the console contract")]
     Contract(#[from] ContractError),
+    #[error("Cannot read or write the initramfs archive {path}")]
+    Archive {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("Shell command {0:?} spans lines; send one line at a time")]
     MultiLine(String),
     #[error("Shell command {command:?} exited with status {status}; its output:\n{output}")]
@@ -93,6 +99,9 @@ pub struct Launch {
     nics: Option<Vec<Nic>>,
     /// Blank drives in the board's bays.
     bays: Vec<BayDrive>,
+    /// Extra newc archives unpacked over the appliance's root (direct-kernel boots only):
+    /// test files such as a guest's kernel and initramfs.
+    archives: Vec<PathBuf>,
 }
 
 /// A blank drive the harness creates in the VM's scratch directory and puts in a bay.
@@ -122,6 +131,7 @@ impl Launch {
             memory_mib: None,
             nics: None,
             bays: Vec::new(),
+            archives: Vec::new(),
         }
     }
 
@@ -133,6 +143,7 @@ impl Launch {
             memory_mib: None,
             nics: None,
             bays: Vec::new(),
+            archives: Vec::new(),
         }
     }
 
@@ -152,6 +163,12 @@ impl Launch {
 
     pub fn nics(mut self, nics: Vec<Nic>) -> Self {
         self.nics = Some(nics);
+        self
+    }
+
+    /// A newc archive the kernel unpacks after the image's initramfs (direct-kernel boots).
+    pub fn archive(mut self, path: &Path) -> Self {
+        self.archives.push(path.to_owned());
         self
     }
 }
@@ -174,6 +191,26 @@ pub struct ShellOutput {
     pub status: i32,
     /// Everything printed between the markers (stdout and stderr), trailing newline removed.
     pub output: String,
+}
+
+/// `first`, then each of `rest`, each starting on a 4-byte boundary (where the kernel
+/// looks for the next archive's magic).
+fn concat_archives(first: &Path, rest: &[PathBuf], to: &Path) -> Result<(), ApplianceError> {
+    let mut bytes = Vec::new();
+    for path in std::iter::once(&first.to_path_buf()).chain(rest) {
+        let archive = std::fs::read(path).map_err(|source| ApplianceError::Archive {
+            path: path.clone(),
+            source,
+        })?;
+        bytes.extend_from_slice(&archive);
+        while !bytes.len().is_multiple_of(4) {
+            bytes.push(0);
+        }
+    }
+    std::fs::write(to, bytes).map_err(|source| ApplianceError::Archive {
+        path: to.to_owned(),
+        source,
+    })
 }
 
 /// A booted (or booting) appliance VM.
@@ -246,9 +283,18 @@ impl Appliance {
         }
         builder = match &launch.boot {
             // No bootindex here: QEMU's linuxboot option ROM holds bootindex 0 with -kernel.
-            BootMode::DirectKernel { append } => builder
-                .direct_kernel(&image.kernel, &image.initramfs, append.as_str())
-                .disk(disk0),
+            BootMode::DirectKernel { append } => {
+                let initramfs = if launch.archives.is_empty() {
+                    image.initramfs.clone()
+                } else {
+                    let path = dir.path().join("initramfs-with-archives.img");
+                    concat_archives(&image.initramfs, &launch.archives, &path)?;
+                    path
+                };
+                builder
+                    .direct_kernel(&image.kernel, &initramfs, append.as_str())
+                    .disk(disk0)
+            }
             BootMode::Uefi => {
                 let ovmf = Ovmf::locate()?;
                 let vars = dir.copy_in(&ovmf.vars_template, "OVMF_VARS.fd")?;

@@ -25,6 +25,8 @@ pub mod disk;
 pub mod ext4;
 pub mod fscheck;
 pub mod gpt_read;
+pub mod guest_disk;
+pub mod guest_image;
 pub mod image;
 pub mod newc;
 pub mod ovmf;

@@ -16,6 +16,7 @@ use thiserror::Error;
 const MAGIC: &str = "070701";
 const TRAILER: &str = "TRAILER!!!";
 const S_IFREG: u32 = 0o100_000;
+const S_IFDIR: u32 = 0o040_000;
 /// Inode numbers of the entries written here start high, so they never coincide with
 /// those of an archive they are appended to (the kernel pairs entries by inode number
 /// only for hard links, which these are not, but a reader listing both should not see
@@ -70,6 +71,15 @@ impl NewcWriter {
         self.entry(name, inode, S_IFREG | permissions, 1, len);
         self.bytes.extend_from_slice(data);
         self.pad();
+        Ok(())
+    }
+
+    /// Adds a directory owned by root, mode 0755 (for files of this archive to go in).
+    pub fn dir(&mut self, name: &str) -> Result<(), NewcError> {
+        check_name(name)?;
+        let inode = self.next_inode;
+        self.next_inode += 1;
+        self.entry(name, inode, S_IFDIR | 0o755, 2, 0);
         Ok(())
     }
 

@@ -4,6 +4,9 @@
 //! Exit codes: 0 done; 2 bad input (a refused document, an unknown generation, a file that
 //! cannot be read); 1 anything else failing (the bus or hostd unreachable, storage errors).
 
+#[path = "cairnctl/vm.rs"]
+mod vm;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +20,9 @@ use hostd::storage::view::StorageView;
 use serde_json::json;
 use zbus::OwnedObjectPath;
 
+/// `vm` calls wait for guests: a start for the boot, a stop for the power-off (up to 600 s)
+/// and then the kill.
+const VM_METHOD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(660);
 /// How long the bus may take to accept us (its own method calls have zbus's 25 s timeout).
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -52,6 +58,10 @@ enum Command {
     /// Drives and Btrfs volumes as the box has them.
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Guests: list, show, create, start, stop, reboot, pause, resume, delete, console,
+    /// capacity.
+    #[command(subcommand)]
+    Vm(vm::VmCommand),
     /// Long operations hostd runs: list, show, wait for, cancel.
     #[command(subcommand)]
     Job(JobCommand),
@@ -227,6 +237,8 @@ enum CtlError {
     BadAnswer(serde_json::Error),
     #[error("Cannot wait for Ctrl-C: {0}")]
     Signal(std::io::Error),
+    #[error("Console: {0}")]
+    Console(std::io::Error),
 }
 
 impl CtlError {
@@ -239,7 +251,8 @@ impl CtlError {
             | Self::ConnectTimeout { .. }
             | Self::Runtime(_)
             | Self::BadAnswer(_)
-            | Self::Signal(_) => Exit::Failure,
+            | Self::Signal(_)
+            | Self::Console(_) => Exit::Failure,
         }
     }
 }
@@ -261,7 +274,9 @@ fn describe(error: &HostError) -> String {
         | HostError::System(text)
         | HostError::ApplyFailed(text)
         | HostError::Cancelled(text)
-        | HostError::Busy(text) => text.clone(),
+        | HostError::Busy(text)
+        | HostError::Refused(text)
+        | HostError::WrongState(text) => text.clone(),
         HostError::ZBus(zbus::Error::MethodError(name, _, _))
             if name.as_str() == "org.freedesktop.DBus.Error.ServiceUnknown"
                 || name.as_str() == "org.freedesktop.DBus.Error.NameHasNoOwner" =>
@@ -307,7 +322,12 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
         }
         _ => None,
     };
-    let connect = zbus::connection::Builder::address(cli.bus_address.as_str()).build();
+    let mut builder = zbus::connection::Builder::address(cli.bus_address.as_str());
+    if let Command::Vm(_) = &cli.command {
+        // A stop waits up to its --timeout (at most 600 s) for the guest, then forces it.
+        builder = builder.method_timeout(VM_METHOD_TIMEOUT);
+    }
+    let connect = builder.build();
     let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
         .map_err(|_| CtlError::ConnectTimeout {
@@ -452,6 +472,7 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
                 (_, _) => unreachable!("operations are handled above"),
             }
         }
+        Command::Vm(command) => vm::run(&connection, command, cli.json).await?,
         Command::Job(command) => job_command(&connection, &host, command, cli.json).await?,
         Command::Log { follow, lines } => {
             print_log(&host, *follow, *lines, cli.json).await?;
@@ -643,7 +664,7 @@ done: {action}"
     if !applied.recorded_only.is_empty() {
         text.push_str(&format!(
             "
-recorded only (no subsystem acts on them yet): {}",
+recorded only (an apply does not start or stop guests: `cairnctl vm`, autostart): {}",
             applied.recorded_only.join(", ")
         ));
     }

@@ -2,9 +2,10 @@
 //!
 //! Each subsystem contributes its observed part to [`Observed`], its actions to [`HostAction`]
 //! and its steps to [`plan`], in the order they must run. A [`System`] observes and executes;
-//! [`LiveSystem`] does it for real, tests use a double. Subsystems that have no executor yet
-//! (guests: its issue adds them) are only recorded; [`pending_sections`]
-//! names them so that a plan never pretends they were acted on.
+//! [`LiveSystem`] does it for real, tests use a double. Sections an apply does not act on
+//! (guests: the guest supervisor starts and stops them on request and at boot) are only
+//! recorded; [`pending_sections`] names them so that a plan never pretends they were acted
+//! on.
 
 pub mod hostname;
 

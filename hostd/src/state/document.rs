@@ -131,6 +131,18 @@ pub(crate) struct Guest {
     pub volume: Option<String>,
     #[serde(default)]
     pub nics: Vec<Nic>,
+    #[serde(default)]
+    pub disks: Vec<Disk>,
+    #[serde(default)]
+    pub boot: Option<Boot>,
+    #[serde(default)]
+    pub autostart: Option<Autostart>,
+    #[serde(default)]
+    pub reserved_threads: Vec<i64>,
+    #[serde(default)]
+    pub cpu_weight: Option<i64>,
+    #[serde(default)]
+    pub restart: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +151,41 @@ pub(crate) struct Nic {
     pub vswitch: String,
     #[serde(default)]
     pub mac: Option<String>,
+    #[serde(default)]
+    pub vlan: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Disk {
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub size_mib: Option<i64>,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Boot {
+    #[serde(default)]
+    pub kernel: Option<String>,
+    #[serde(default)]
+    pub initramfs: Option<String>,
+    #[serde(default)]
+    pub cmdline: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Autostart {
+    #[serde(default)]
+    pub order: i64,
+    #[serde(default)]
+    pub delay_s: i64,
 }
 
 /// Reads the document's shape, or says where and why it is not a desired-state document.

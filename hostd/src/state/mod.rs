@@ -33,10 +33,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 pub use error::{FieldError, Invalid};
-pub use guests::{GuestNic, GuestSpec};
+pub use guests::{
+    Autostart, DiskSource, GuestBoot, GuestDisk, GuestNic, GuestSpec, MAX_DISKS, RestartPolicy,
+};
 pub use management::{IpPrefix, Management};
 pub use network::{Bond, BondMode, LacpRate, NetworkSpec, VSwitch, Vlan, XmitHashPolicy};
 pub use storage::{Cache, CacheMode, PARITY_RISK, Profile, StorageSpec, Volume};
+pub use values::{
+    AutostartDelaySeconds, AutostartOrder, CpuWeight, DiskSizeMib, GuestFile, ThreadIndex,
+};
 pub use values::{
     DrivePath, Hostname, InterfaceName, MacAddress, MemoryMib, MiimonMs, ObjectName, PortName,
     ValueError, VcpuCount, VlanId,

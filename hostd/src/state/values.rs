@@ -31,6 +31,10 @@ pub enum ValueError {
     )]
     ObjectName(String),
     #[error(
+        "{0:?} is not a guest file (expected a file name in the guest's subvolume, like root.img, or an absolute path without '..', like /volume1/images/vmlinuz)"
+    )]
+    GuestFile(String),
+    #[error(
         "{0:?} is not a stable drive path (expected /dev/disk/by-id/… or /dev/disk/by-path/…; names like /dev/sdb change between boots)"
     )]
     DrivePath(String),
@@ -126,6 +130,14 @@ checked_string!(
     ValueError::ObjectName
 );
 checked_string!(
+    /// A file a guest uses (a disk image, a kernel, an initramfs): a plain name, looked up in
+    /// the guest's own subvolume, or an absolute path. Never `..`: a guest definition must
+    /// not reach outside what it names.
+    GuestFile,
+    is_guest_file,
+    ValueError::GuestFile
+);
+checked_string!(
     /// A NAS drive, by a path udev keeps stable across boots and slot changes.
     DrivePath,
     is_drive_path,
@@ -186,6 +198,25 @@ fn is_object_name(text: &str) -> bool {
         && text
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// A plain file name, or an absolute path whose components are all plain names.
+fn is_guest_file(text: &str) -> bool {
+    const PATH_MAX: usize = 1024;
+    let plain = |name: &str| {
+        !name.is_empty()
+            && name != "."
+            && name != ".."
+            && name.len() <= 255
+            && name.chars().all(|c| c.is_ascii_graphic() && c != '/')
+    };
+    if text.len() > PATH_MAX {
+        return false;
+    }
+    match text.strip_prefix('/') {
+        Some(rest) => rest.split('/').all(plain),
+        None => plain(text),
+    }
 }
 
 /// One entry directly under `/dev/disk/by-id/` or `/dev/disk/by-path/`: udev names them
@@ -336,4 +367,28 @@ bounded_integer!(
     /// A bond's link-monitoring interval. 0 would switch monitoring off, and the bond would then
     /// never notice a dead member; beyond a minute a dead link goes unnoticed too long to matter.
     MiimonMs: u32 = 1, 60_000
+);
+bounded_integer!(
+    /// A guest's relative CPU share, cgroup v2's `cpu.weight` range (100 is the default).
+    CpuWeight: u16 = 1, 10_000
+);
+bounded_integer!(
+    /// Where a guest comes in the autostart sequence; a thousand places is more guests than
+    /// any board holds.
+    AutostartOrder: u32 = 0, 1000
+);
+bounded_integer!(
+    /// The pause after an autostarted guest before the next one starts; beyond ten minutes
+    /// the boot would look hung.
+    AutostartDelaySeconds: u32 = 0, 600
+);
+bounded_integer!(
+    /// The size of a disk file hostd creates when it is missing; 64 TiB is beyond any volume
+    /// these boards hold, so anything larger is a unit mistake.
+    DiskSizeMib: u64 = 1, 64 * 1024 * 1024
+);
+bounded_integer!(
+    /// A hardware thread (logical CPU) a guest reserves; Linux numbers them from 0, and
+    /// 1023 is beyond every board's.
+    ThreadIndex: u32 = 0, 1023
 );

@@ -18,6 +18,9 @@
 //! bond with both cables and with one. Here the appliance and the peer do run at once —
 //! a link has two ends — so the throughput is the two TCG guests' CPU, not a NIC's.
 
+#[path = "bench/guests.rs"]
+mod guests;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,6 +53,10 @@ struct Args {
     /// Cable pulls per bond mode against the peer VM; 0 leaves the network out.
     #[arg(long, default_value_t = 5)]
     link_pulls: u32,
+    /// Guest starts timed each way (hostd, by hand); 0 leaves guests out. Measured only
+    /// when the image has cloud-hypervisor.
+    #[arg(long, default_value_t = 3)]
+    guest_runs: u32,
 }
 
 /// `cairnctl status` calls timed per boot.
@@ -86,6 +93,8 @@ enum BenchError {
         #[source]
         source: std::io::Error,
     },
+    #[error("The guest measurements failed: {0}")]
+    Guest(String),
     #[error("Cannot encode the report")]
     Json(#[from] serde_json::Error),
 }
@@ -221,6 +230,33 @@ fn run(args: &Args) -> Result<(), BenchError> {
                 lost: s.lost,
             })
             .collect();
+    }
+    if args.guest_runs > 0
+        && let Some(guest) = guests::measure(&image, args.guest_runs).map_err(BenchError::Guest)?
+    {
+        for (name, values) in [
+            ("guest_vm_start_to_marker_s", &guest.hostd_start_to_marker_s),
+            (
+                "guest_by_hand_start_to_marker_s",
+                &guest.by_hand_start_to_marker_s,
+            ),
+        ] {
+            if let Some(summary) = Summary::of(values) {
+                metrics.insert(name, summary);
+            }
+        }
+        for (name, value) in [
+            (
+                "guest_cloud_hypervisor_rss_kib",
+                guest.cloud_hypervisor_rss_kib,
+            ),
+            ("guest_hostd_growth_kib", guest.hostd_growth_kib),
+            ("guest_white_paper_reservation_kib", guest.white_paper_kib),
+        ] {
+            if let Some(summary) = Summary::of(&[value]) {
+                metrics.insert(name, summary);
+            }
+        }
     }
     let sizes_bytes = BTreeMap::from([
         ("vmlinuz", file_size(&image.kernel)?),

@@ -1,0 +1,285 @@
+//! `org.cairn.Guests1`, served beside `org.cairn.Host1` on `/org/cairn/Host1`: guests'
+//! definitions (create and delete change the committed document) and their lifecycle (the
+//! supervisor). Errors are the same `org.cairn.Error.*` as the host interface's, with
+//! `Refused` for an admission refusal and `WrongState` for a request the guest's state
+//! does not allow.
+//!
+//! Starting waits until the VM boots (seconds); stopping waits for the guest to power off,
+//! up to the timeout given, then forces it: clients call these with a method timeout above
+//! that (cairnctl does).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{HostError, SharedCore};
+use crate::guests::layout;
+use crate::guests::supervisor::look;
+use crate::guests::supervisor::{Control, GuestError, HostOps, Supervisor};
+use crate::guests::vm_config;
+use crate::state::{DesiredState, GuestSpec};
+
+pub const GUESTS_INTERFACE: &str = "org.cairn.Guests1";
+
+/// The one place guest errors become wire errors.
+impl From<GuestError> for HostError {
+    fn from(error: GuestError) -> Self {
+        let text = super::chain(&error);
+        match error {
+            GuestError::NotFound(_) => Self::NotFound(text),
+            GuestError::WrongState { .. } | GuestError::ShuttingDown => Self::WrongState(text),
+            GuestError::Refused(_) => Self::Refused(text),
+            GuestError::Files { .. } => Self::Invalid(text),
+            GuestError::NoHypervisor(_)
+            | GuestError::Spawn { .. }
+            | GuestError::Api { .. }
+            | GuestError::StartFailed { .. }
+            | GuestError::Host(_) => Self::ApplyFailed(text),
+        }
+    }
+}
+
+/// The supervisor's view of the core.
+pub struct CoreOps(pub SharedCore);
+
+impl HostOps for CoreOps {
+    fn guests(&self) -> Result<Vec<GuestSpec>, HostError> {
+        self.0.blocking_lock().committed_guests()
+    }
+
+    fn subvolume(&self, volume: &str, guest: &str) -> Result<std::path::PathBuf, HostError> {
+        self.0.blocking_lock().guest_subvolume(volume, guest)
+    }
+
+    fn attach_tap(&self, tap: &str, vswitch: &str, vlan: Option<u16>) -> Result<(), HostError> {
+        self.0
+            .blocking_lock()
+            .attach_tap(tap, vswitch, vlan)
+            .map(drop)
+    }
+}
+
+#[derive(Debug)]
+pub struct GuestsApi {
+    core: SharedCore,
+    supervisor: Supervisor,
+}
+
+impl GuestsApi {
+    pub fn new(core: SharedCore, supervisor: Supervisor) -> Self {
+        Self { core, supervisor }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(
+            &mut crate::host::Core<Box<dyn crate::reconcile::System>, crate::store::OsFilesystem>,
+        ) -> Result<T, HostError>
+        + Send
+        + 'static,
+    ) -> Result<T, HostError> {
+        let core = Arc::clone(&self.core);
+        tokio::task::spawn_blocking(move || work(&mut core.blocking_lock()))
+            .await
+            .map_err(|error| {
+                HostError::System(format!("The request stopped unfinished: {error}"))
+            })?
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("views are strings, numbers and lists")
+}
+
+#[zbus::interface(interface = "org.cairn.Guests1")]
+impl GuestsApi {
+    /// JSON: every guest of the document with its state.
+    async fn list(&self) -> Result<String, HostError> {
+        Ok(json(&self.supervisor.list().await?))
+    }
+
+    /// JSON: one guest, with its last exit, log lines and console's last lines.
+    async fn show(&self, name: &str) -> Result<String, HostError> {
+        Ok(json(&self.supervisor.show(name).await?))
+    }
+
+    /// Adds a guest (`guest`: the TOML of one `[[guests]]` table's keys) to the committed
+    /// document, as a new generation. Refused as a whole, with every wrong field, when the
+    /// document would not validate or a file it names does not exist. Returns the
+    /// generation.
+    async fn create(&self, guest: &str) -> Result<u64, HostError> {
+        let guest = guest.to_string();
+        self.blocking(move |core| {
+            let (_, current) = core.show()?;
+            let desired = with_guest(&current, &guest)?;
+            let spec = desired
+                .guests
+                .last()
+                .cloned()
+                .ok_or_else(|| HostError::Invalid("no guest in the request".to_string()))?;
+            let subvolume = match &spec.volume {
+                Some(volume) => {
+                    Some(core.guest_subvolume_path(volume.as_str(), spec.name.as_str())?)
+                }
+                None => None,
+            };
+            vm_config::resolve(&spec, subvolume.as_deref(), &look)
+                .map_err(|problems| HostError::Invalid(problems.join("\n")))?;
+            core.commit_guests(desired.guests)
+        })
+        .await
+    }
+
+    /// Removes a stopped guest from the document; with `remove_disks` its subvolume (and
+    /// every file in it) too. Its ports on the vSwitches are deleted.
+    async fn delete(&self, name: &str, remove_disks: bool) -> Result<u64, HostError> {
+        let state = self.supervisor.state(name);
+        if state.is_active() {
+            return Err(GuestError::WrongState {
+                name: name.to_string(),
+                state,
+                wanted: "stop it before deleting it (cairnctl vm stop)",
+            }
+            .into());
+        }
+        let owned = name.to_string();
+        let generation = self
+            .blocking(move |core| {
+                let mut guests = core.committed_guests()?;
+                let Some(index) = guests.iter().position(|g| g.name.as_str() == owned) else {
+                    return Err(GuestError::NotFound(owned).into());
+                };
+                let gone = guests.remove(index);
+                let generation = core.commit_guests(guests)?;
+                for i in 0..gone.nics.len() {
+                    let tap = layout::tap_name(&owned, i);
+                    if let Err(error) = core.detach_tap(&tap)
+                        && !matches!(error, HostError::NotFound(_))
+                    {
+                        tracing::warn!(
+                            "guest {owned}: cannot delete its port {tap}: {}",
+                            error.message()
+                        );
+                    }
+                }
+                if remove_disks && let Some(volume) = &gone.volume {
+                    core.delete_guest_subvolume(volume.as_str(), &owned)?;
+                    tracing::info!("guest {owned}: its subvolume and disks are deleted");
+                }
+                Ok(generation)
+            })
+            .await?;
+        self.supervisor.forget(name)?;
+        tracing::info!("guest {name} deleted");
+        Ok(generation)
+    }
+
+    /// Starts a guest; returns when it runs. Returns the state.
+    async fn start(&self, name: &str) -> Result<String, HostError> {
+        Ok(self.supervisor.start(name).await?.to_string())
+    }
+
+    /// The power button, then after `timeout_s` (or at once with `force`) a kill.
+    async fn stop(&self, name: &str, force: bool, timeout_s: u32) -> Result<String, HostError> {
+        let timeout = Duration::from_secs(u64::from(timeout_s.clamp(1, 600)));
+        Ok(self
+            .supervisor
+            .stop(name, force, timeout)
+            .await?
+            .to_string())
+    }
+
+    async fn reboot(&self, name: &str) -> Result<String, HostError> {
+        Ok(self
+            .supervisor
+            .control(name, Control::Reboot)
+            .await?
+            .to_string())
+    }
+
+    async fn pause(&self, name: &str) -> Result<String, HostError> {
+        Ok(self
+            .supervisor
+            .control(name, Control::Pause)
+            .await?
+            .to_string())
+    }
+
+    async fn resume(&self, name: &str) -> Result<String, HostError> {
+        Ok(self
+            .supervisor
+            .control(name, Control::Resume)
+            .await?
+            .to_string())
+    }
+
+    /// JSON: the headroom; with `vcpus` and `memory_mib` both non-zero, how many more
+    /// guests of that size fit.
+    async fn capacity(&self, vcpus: u32, memory_mib: u64) -> Result<String, HostError> {
+        let size = (vcpus > 0 && memory_mib > 0).then_some((vcpus, memory_mib));
+        Ok(json(&self.supervisor.capacity(size)))
+    }
+}
+
+/// The committed document `current` with one more guest (`guest`: the keys of its table),
+/// validated as a whole. Tables are joined as values, not as text: a guest's `[boot]` or
+/// `[[nics]]` headers would otherwise land at the top of the document.
+pub fn with_guest(current: &str, guest: &str) -> Result<DesiredState, HostError> {
+    let refused = |message: String| HostError::Invalid(format!("guest: {message}"));
+    let mut document: toml::Table = current
+        .parse()
+        .map_err(|error: toml::de::Error| refused(error.message().to_string()))?;
+    let table: toml::Table = guest
+        .parse()
+        .map_err(|error: toml::de::Error| refused(error.message().to_string()))?;
+    let guests = document
+        .entry("guests")
+        .or_insert_with(|| toml::Value::Array(Vec::new()));
+    let Some(list) = guests.as_array_mut() else {
+        return Err(refused(
+            "the committed document's guests are not a list".into(),
+        ));
+    };
+    list.push(toml::Value::Table(table));
+    let text = toml::to_string(&document).expect("a TOML table prints");
+    Ok(DesiredState::from_toml(&text)?)
+}
+
+/// The client side of `org.cairn.Guests1`.
+#[zbus::proxy(
+    interface = "org.cairn.Guests1",
+    default_service = "org.cairn.Host1",
+    default_path = "/org/cairn/Host1"
+)]
+pub trait Guests1 {
+    fn list(&self) -> Result<String, HostError>;
+    fn show(&self, name: &str) -> Result<String, HostError>;
+    fn create(&self, guest: &str) -> Result<u64, HostError>;
+    fn delete(&self, name: &str, remove_disks: bool) -> Result<u64, HostError>;
+    fn start(&self, name: &str) -> Result<String, HostError>;
+    fn stop(&self, name: &str, force: bool, timeout_s: u32) -> Result<String, HostError>;
+    fn reboot(&self, name: &str) -> Result<String, HostError>;
+    fn pause(&self, name: &str) -> Result<String, HostError>;
+    fn resume(&self, name: &str) -> Result<String, HostError>;
+    fn capacity(&self, vcpus: u32, memory_mib: u64) -> Result<String, HostError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_with_nested_tables_joins_the_document() {
+        let current = "version = 1\n\n[[network.vswitches]]\nname = \"priv\"\n";
+        let guest = "name = \"g1\"\nvcpus = 1\nmemory_mib = 128\n\n[boot]\nkernel = \"/k\"\n\n[[nics]]\nvswitch = \"priv\"\n";
+        let state = with_guest(current, guest).expect("joins");
+        assert_eq!(state.guests.len(), 1);
+        assert_eq!(state.guests[0].nics.len(), 1);
+        let twice = with_guest(&state.to_toml(), guest).map_err(|e| e.message());
+        assert_eq!(
+            twice.err().as_deref(),
+            Some(
+                r#"guests[1].name: "g1" is already the name of guests[0] (expected a name of its own)"#
+            )
+        );
+    }
+}
