@@ -2,9 +2,9 @@
 //!
 //! The guest kernel is the appliance's own (`build/image/vmlinuz`, a bzImage
 //! cloud-hypervisor boots directly). Its initramfs is built here: busybox (from Debian's
-//! `busybox-static`) and the five modules a guest needs that are not built into Debian's
-//! kernel — `failover`, `net_failover`, `virtio_net` (its NIC), `button` (the ACPI power
-//! button) and `evdev` (to read it) — taken from the very kernel package the image was
+//! `busybox-static`) and the six modules a guest needs that are not built into Debian's
+//! kernel — `failover`, `net_failover`, `virtio_net` (its NIC), `virtio_blk` (its disks),
+//! `button` (the ACPI power button) and `evdev` (to read it) — taken from the very kernel package the image was
 //! built from, in image-builder's download cache. Its `/init` ([`guest_init_script`])
 //! brings up `eth0` with the address on the kernel command line (`guest.addr=`), prints
 //! `CAIRN-GUEST-UP <guest.token>` on the serial console, and powers off when the power
@@ -25,10 +25,11 @@ use crate::newc::{NewcError, NewcWriter};
 pub const GUEST_KERNEL: &str = "/guest/vmlinuz";
 pub const GUEST_INITRAMFS: &str = "/guest/initramfs.img";
 /// Modules in load order (dependencies first).
-const GUEST_MODULES: [(&str, &str); 5] = [
+const GUEST_MODULES: [(&str, &str); 6] = [
     ("failover", "kernel/net/core/failover.ko.xz"),
     ("net_failover", "kernel/drivers/net/net_failover.ko.xz"),
     ("virtio_net", "kernel/drivers/net/virtio_net.ko.xz"),
+    ("virtio_blk", "kernel/drivers/block/virtio_blk.ko.xz"),
     ("button", "kernel/drivers/acpi/button.ko.xz"),
     ("evdev", "kernel/drivers/input/evdev.ko.xz"),
 ];
@@ -175,9 +176,14 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 for m in {modules}; do insmod /m/$m.ko; done
-addr=; token=
+addr=; token=; trim=; go=
 for word in $(cat /proc/cmdline); do
-  case "$word" in guest.addr=*) addr=${{word#guest.addr=}};; guest.token=*) token=${{word#guest.token=}};; esac
+  case "$word" in
+    guest.addr=*) addr=${{word#guest.addr=}};;
+    guest.token=*) token=${{word#guest.token=}};;
+    guest.trim=*) trim=${{word#guest.trim=}};;
+    guest.go=*) go=${{word#guest.go=}};;
+  esac
 done
 ip link set lo up
 [ -n "$addr" ] && ip addr add "$addr" dev eth0
@@ -195,6 +201,13 @@ else
   echo "CAIRN-GUEST-NO-POWER-BUTTON"
 fi
 echo "CAIRN-GUEST-UP $token"
+# Space reclamation (guest.trim=DISK guest.go=DISK): fill the first disk, wait until the
+# host writes "go" at the start of the second (read past the page cache), discard the first.
+if [ -b "$trim" ] && [ -b "$go" ]; then
+  (dd if=/dev/urandom of="$trim" bs=1M count=48 conv=fsync 2>/dev/null && echo "CAIRN-GUEST-FILLED $token"
+   until [ "$(dd if="$go" bs=4096 count=1 iflag=direct 2>/dev/null | head -c 2)" = go ]; do sleep 1; done
+   if blkdiscard "$trim"; then echo "CAIRN-GUEST-TRIMMED $token"; else echo "CAIRN-GUEST-TRIM-FAILED $token"; fi) &
+fi
 while true; do sleep 3600; done
 "#,
         modules = modules.join(" ")
@@ -311,7 +324,9 @@ mod tests {
     fn the_guest_init_reads_its_address_and_token_from_the_command_line() {
         let script = guest_init_script();
         assert!(script.starts_with("#!/bin/busybox sh\n"));
-        assert!(script.contains("for m in failover net_failover virtio_net button evdev;"));
+        assert!(
+            script.contains("for m in failover net_failover virtio_net virtio_blk button evdev;")
+        );
         assert!(script.contains(r#"echo "CAIRN-GUEST-UP $token""#));
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use qemu_tests::appliance::random_token;
 use qemu_tests::guest_image::{self, GUEST_INITRAMFS, GUEST_KERNEL};
-use qemu_tests::{Appliance, Image, Launch, WorkDir, timeouts};
+use qemu_tests::{Appliance, BayDrive, Image, Launch, WorkDir, timeouts};
 
 const BOARD: &str = "qemu-x86_64";
 /// The appliance needs room for the host reserve (1.5 GiB on boards up to 15 GiB) plus a
@@ -472,5 +472,108 @@ fn guest_boots_from_a_disk_image_through_the_firmware() -> Result<()> {
     );
     app.shell("cairnctl vm stop --force fw")?;
     app.finish();
+    Ok(())
+}
+
+/// Allocated KiB of a file in the appliance (`du -k`: blocks, not the apparent size).
+fn allocated_kib(app: &mut Appliance, path: &str) -> Result<u64> {
+    let out = app.shell(&format!("sync; du -k {path}"))?;
+    out.lines()
+        .rev()
+        .find_map(|line| line.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no size in du's output {out:?}"))
+}
+
+/// Used KiB of the Btrfs volume mounted at `mount_point`, after committing the running
+/// transaction (freed extents count as free only once it commits).
+fn volume_used_kib(app: &mut Appliance, mount_point: &str) -> Result<u64> {
+    let out = app.shell(&format!(
+        "btrfs filesystem sync {mount_point} && btrfs filesystem sync {mount_point} && df -k {mount_point}"
+    ))?;
+    out.lines()
+        .rev()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() >= 6 && fields[5] == mount_point)
+                .then(|| fields[2].parse().ok())
+                .flatten()
+        })
+        .with_context(|| format!("no usage for {mount_point} in df's output {out:?}"))
+}
+
+/// Proves space reclamation end to end: a guest's disk is a sparse raw file in its
+/// subvolume on a Btrfs volume; 48 MiB the guest writes are allocated in the file and on the
+/// volume, and the guest's discard (`blkdiscard`, what fstrim sends) gives both back
+/// (cloud-hypervisor punches holes in the file, Btrfs frees the extents).
+#[test]
+fn discard_in_a_guest_frees_space_on_the_volume() -> Result<()> {
+    let Some(image) = image_with_hypervisor("discard_in_a_guest_frees_space_on_the_volume")? else {
+        return Ok(());
+    };
+    let dir = WorkDir::new("guest-discard-files")?;
+    let archive = guest_image::appliance_archive(&image, dir.path(), false)?;
+    let ssd = BayDrive {
+        id: "ssd1".into(),
+        bay: 1,
+        serial: "SSD1".into(),
+        size_mib: 1024,
+        hdd: false,
+    };
+    let launch = Launch::direct_kernel("guest-discard", BOARD)
+        .memory_mib(APPLIANCE_MIB)
+        .bays(vec![ssd])
+        .archive(&archive);
+    let mut app = Appliance::launch(&image, launch)?;
+    app.wait_ready(timeouts::ready_direct())?;
+    drop(dir);
+
+    app.shell(
+        "printf '%s\\n' 'version = 1' '[[storage.volumes]]' 'name = \"tank\"' 'drives = [\"/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_SSD1\"]' 'data_profile = \"single\"' 'metadata_profile = \"dup\"' > /tmp/volume.toml",
+    )?;
+    app.shell("cairnctl config apply /tmp/volume.toml")?;
+    let token = random_token()[..8].to_string();
+    app.shell(&format!(
+        "cairnctl vm create trim --vcpus 1 --memory {GUEST_MIB}M --kernel {GUEST_KERNEL} --initramfs {GUEST_INITRAMFS} --cmdline 'console=ttyS0 quiet guest.token={token} guest.trim=/dev/vda guest.go=/dev/vdb' --volume tank --disk file=data.raw,size=64M --disk file=go.raw,size=1M"
+    ))?;
+    app.shell("cairnctl vm start trim")?;
+    wait_console(
+        &mut app,
+        "trim",
+        &format!("CAIRN-GUEST-FILLED {token}"),
+        1,
+        marker_timeout(),
+    )?;
+
+    let data = "/volume1/vm-trim/data.raw";
+    let filled = allocated_kib(&mut app, data)?;
+    let used_filled = volume_used_kib(&mut app, "/volume1")?;
+    ensure!(
+        filled >= 40 * 1024,
+        "the guest wrote 48 MiB but its disk file holds only {filled} KiB"
+    );
+
+    // The guest waits for this before it discards, so the filled state is measured first.
+    app.shell("printf go | dd of=/volume1/vm-trim/go.raw conv=notrunc,fsync 2>/dev/null")?;
+    wait_console(
+        &mut app,
+        "trim",
+        &format!("CAIRN-GUEST-TRIMMED {token}"),
+        1,
+        marker_timeout(),
+    )?;
+    let trimmed = allocated_kib(&mut app, data)?;
+    let used_trimmed = volume_used_kib(&mut app, "/volume1")?;
+    println!(
+        "disk file: {filled} KiB allocated after the writes, {trimmed} KiB after the discard; volume used: {used_filled} KiB → {used_trimmed} KiB"
+    );
+    ensure!(
+        trimmed <= 4 * 1024,
+        "after the guest's discard the disk file still holds {trimmed} KiB (was {filled} KiB): the discard did not reach the file"
+    );
+    ensure!(
+        used_trimmed + 40 * 1024 <= used_filled,
+        "the volume's used space went from {used_filled} KiB to only {used_trimmed} KiB after the guest freed 48 MiB"
+    );
+    app.shell("cairnctl vm stop --force trim")?;
     Ok(())
 }
