@@ -28,9 +28,11 @@ binaries: deps ## Build init, hostd, cairnctl and the console, static
 		-p cairn-init -p hostd --bins
 
 # Guests need cloud-hypervisor and rust-hypervisor-firmware, which are in no registry:
-# image-builder reads their paths from these (`CAIRN_CLOUD_HYPERVISOR=… make image`, or as
-# make variables); without them the image builds and says so.
-export CAIRN_CLOUD_HYPERVISOR CAIRN_HYPERVISOR_FW
+# image-builder reads their paths from CAIRN_CLOUD_HYPERVISOR and CAIRN_HYPERVISOR_FW in
+# the environment (`CAIRN_CLOUD_HYPERVISOR=… make image`; make passes variables from the
+# environment and the command line on by itself); without them the image builds and says
+# so. Never `export` them here: an unset variable would reach image-builder as an empty
+# value, which it refuses.
 
 .PHONY: image
 image: binaries ## Build build/image/{vmlinuz,initramfs.img,cairn.img}
