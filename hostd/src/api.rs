@@ -173,7 +173,20 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 pub type WireLogRecord = (u64, u64, String, String, String);
 
 /// The core hostd serves, shared between the bus and the threads running jobs.
-pub type SharedCore = Arc<Mutex<Core<Box<dyn System>, OsFilesystem>>>;
+pub type SharedCore = Arc<Mutex<LiveCore>>;
+pub type LiveCore = Core<Box<dyn System>, OsFilesystem>;
+
+/// Runs `work` on the core on a blocking thread: observing the box uses netlink through a
+/// runtime of its own, which must not run inside the bus's.
+pub(crate) async fn on_core<T: Send + 'static>(
+    core: &SharedCore,
+    work: impl FnOnce(&mut LiveCore) -> Result<T, HostError> + Send + 'static,
+) -> Result<T, HostError> {
+    let core = Arc::clone(core);
+    tokio::task::spawn_blocking(move || work(&mut core.blocking_lock()))
+        .await
+        .map_err(|error| HostError::System(format!("The request stopped unfinished: {error}")))?
+}
 
 /// The `org.cairn.Host1` object. Clones share the core and the job registry: the scrub
 /// schedule holds one to start its jobs the same way the bus does.
@@ -307,20 +320,11 @@ impl HostApi {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs `work` on the core on a blocking thread: observing the box uses netlink through
-    /// a runtime of its own, which must not run inside the bus's.
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Core<Box<dyn System>, OsFilesystem>) -> Result<T, HostError>
-        + Send
-        + 'static,
+        work: impl FnOnce(&mut LiveCore) -> Result<T, HostError> + Send + 'static,
     ) -> Result<T, HostError> {
-        let core = Arc::clone(&self.core);
-        tokio::task::spawn_blocking(move || work(&mut core.blocking_lock()))
-            .await
-            .map_err(|error| {
-                HostError::System(format!("The request stopped unfinished: {error}"))
-            })?
+        on_core(&self.core, work).await
     }
 
     /// Starts a job of `kind` unless one is running (then `Busy`, with `busy`'s text for

@@ -19,6 +19,7 @@
 pub mod appliance;
 pub mod bond_status;
 pub mod builder;
+pub mod cli_output;
 pub mod console;
 pub mod contract;
 pub mod disk;

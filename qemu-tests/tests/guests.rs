@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use qemu_tests::appliance::random_token;
+use qemu_tests::cli_output::json_output;
 use qemu_tests::guest_image::{self, GUEST_INITRAMFS, GUEST_KERNEL};
 use qemu_tests::{Appliance, BayDrive, Image, Launch, WorkDir, timeouts};
 
@@ -64,18 +65,10 @@ fn private_vswitch(app: &mut Appliance) -> Result<()> {
     Ok(())
 }
 
-/// The JSON a `cairnctl --json` command printed (its last line starting with `{`).
-fn json_output(text: &str) -> Result<serde_json::Value> {
-    let line = text
-        .lines()
-        .rev()
-        .find(|line| line.starts_with('{'))
-        .with_context(|| format!("no JSON line in {text:?}"))?;
-    serde_json::from_str(line).with_context(|| format!("not JSON: {line:?}"))
-}
-
 fn show(app: &mut Appliance, guest: &str) -> Result<serde_json::Value> {
-    json_output(&app.shell(&format!("cairnctl --json vm show {guest}"))?)
+    Ok(json_output(
+        &app.shell(&format!("cairnctl --json vm show {guest}"))?,
+    )?)
 }
 
 fn create_guest(app: &mut Appliance, guest: &str, memory_mib: u32, extra: &str) -> Result<String> {

@@ -7,6 +7,7 @@
 
 use anyhow::{Context, Result, ensure};
 use qemu_tests::appliance::random_token;
+use qemu_tests::cli_output::json_output;
 use qemu_tests::{Appliance, Image, Launch, timeouts};
 
 const BOARD: &str = "qemu-x86_64";
@@ -55,17 +56,6 @@ fn write_document(app: &mut Appliance, path: &str, lines: &[String]) -> Result<(
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     app.shell(&write_file(path, &lines))?;
     Ok(())
-}
-
-/// The JSON a `cairnctl --json` command printed: its last line starting with `{`. hostd logs
-/// to the same console, so its lines can land among the command's output.
-fn json_output(text: &str) -> Result<serde_json::Value> {
-    let line = text
-        .lines()
-        .rev()
-        .find(|line| line.starts_with('{'))
-        .with_context(|| format!("no JSON line in {text:?}"))?;
-    serde_json::from_str(line).with_context(|| format!("not JSON: {line:?}"))
 }
 
 /// `cairnctl --json config show`, parsed: (generation, TOML).

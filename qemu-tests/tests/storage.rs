@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use qemu_tests::cli_output::json_output;
 use qemu_tests::{Appliance, BayDrive, Image, Launch, timeouts};
 
 const BOARD: &str = "qemu-x86_64";
@@ -38,16 +39,6 @@ fn bays() -> Vec<BayDrive> {
 
 fn by_id(serial: &str) -> String {
     format!("/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_{serial}")
-}
-
-/// The last JSON line (object or array) a command printed: hostd logs to the same console.
-fn json_output(text: &str) -> Result<serde_json::Value> {
-    let line = text
-        .lines()
-        .rev()
-        .find(|line| line.starts_with('{') || line.starts_with('['))
-        .with_context(|| format!("no JSON line in {text:?}"))?;
-    serde_json::from_str(line).with_context(|| format!("not JSON: {line:?}"))
 }
 
 fn write_file(app: &mut Appliance, path: &str, lines: &[String]) -> Result<()> {

@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use qemu_tests::cli_output::json_output;
 use qemu_tests::{Appliance, BayDrive, Image, Launch, timeouts};
 
 const BOARD: &str = "qemu-x86_64";
@@ -40,15 +41,6 @@ fn launch(name: &str) -> Launch {
 
 fn by_id(serial: &str) -> String {
     format!("/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_{serial}")
-}
-
-fn json_output(text: &str) -> Result<serde_json::Value> {
-    let line = text
-        .lines()
-        .rev()
-        .find(|line| line.starts_with('{') || line.starts_with('['))
-        .with_context(|| format!("no JSON line in {text:?}"))?;
-    serde_json::from_str(line).with_context(|| format!("not JSON: {line:?}"))
 }
 
 fn write_file(app: &mut Appliance, path: &str, lines: &[String]) -> Result<()> {

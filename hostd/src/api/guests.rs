@@ -8,7 +8,6 @@
 //! up to the timeout given, then forces it: clients call these with a method timeout above
 //! that (cairnctl does).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::{HostError, SharedCore};
@@ -71,18 +70,9 @@ impl GuestsApi {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(
-            &mut crate::host::Core<Box<dyn crate::reconcile::System>, crate::store::OsFilesystem>,
-        ) -> Result<T, HostError>
-        + Send
-        + 'static,
+        work: impl FnOnce(&mut super::LiveCore) -> Result<T, HostError> + Send + 'static,
     ) -> Result<T, HostError> {
-        let core = Arc::clone(&self.core);
-        tokio::task::spawn_blocking(move || work(&mut core.blocking_lock()))
-            .await
-            .map_err(|error| {
-                HostError::System(format!("The request stopped unfinished: {error}"))
-            })?
+        super::on_core(&self.core, work).await
     }
 }
 

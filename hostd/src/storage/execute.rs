@@ -72,6 +72,14 @@ pub fn run_tool(program: &'static str, args: &[&str]) -> Result<String, StorageE
         .args(args)
         .output()
         .map_err(|source| StorageError::Spawn { program, source })?;
+    tool_output(program, &output)
+}
+
+/// A finished tool's standard output, or its failure with what it said on stderr.
+fn tool_output(
+    program: &'static str,
+    output: &std::process::Output,
+) -> Result<String, StorageError> {
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
@@ -103,15 +111,7 @@ pub fn run_tool_with_input(
         let _ = stdin.write_all(input.as_bytes());
     }
     let output = child.wait_with_output().map_err(spawn)?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(StorageError::Tool {
-            program,
-            status: output.status,
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
-    }
+    tool_output(program, &output)
 }
 
 /// What Btrfs is mounted from: a drive's `/dev/bcacheN` when it is a bcache backing device,
