@@ -56,6 +56,14 @@ pub enum GuestImageError {
     Newc(#[from] NewcError),
 }
 
+/// Says on the test process's own stderr that `test` did not run and why. Written past the
+/// test harness's output capture (which takes only the `print!` family), so the line shows
+/// in `make test` and CI even though the test returns as passed.
+pub fn report_skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test}: {why}");
+}
+
 /// Whether the image under test has cloud-hypervisor (and the firmware) inside, from its
 /// `manifest.json`: `Err` names what is missing, for the test's SKIPPED line.
 pub fn hypervisor_in_image(image: &Image, need_firmware: bool) -> Result<(), String> {

@@ -32,7 +32,7 @@ fn marker_timeout() -> Duration {
 fn image_with_hypervisor(test: &str) -> Result<Option<Image>> {
     let image = Image::from_env()?;
     if let Err(why) = guest_image::hypervisor_in_image(&image, false) {
-        println!("SKIPPED: {test}: {why}");
+        guest_image::report_skipped(test, &why);
         return Ok(None);
     }
     Ok(Some(image))
@@ -433,7 +433,7 @@ fn guest_boots_from_a_disk_image_through_the_firmware() -> Result<()> {
     let test = "guest_boots_from_a_disk_image_through_the_firmware";
     let image = Image::from_env()?;
     if let Err(why) = guest_image::hypervisor_in_image(&image, true) {
-        println!("SKIPPED: {test}: {why}");
+        guest_image::report_skipped(test, &why);
         return Ok(());
     }
     let mut app = boot_with(&image, "guest-firmware", true)?;
