@@ -193,20 +193,11 @@ pub struct ShellOutput {
     pub output: String,
 }
 
-/// `first`, then each of `rest`, each starting on a 4-byte boundary (where the kernel
-/// looks for the next archive's magic).
+/// `first`, then each of `rest`, as one initramfs at `to`.
 fn concat_archives(first: &Path, rest: &[PathBuf], to: &Path) -> Result<(), ApplianceError> {
-    let mut bytes = Vec::new();
-    for path in std::iter::once(&first.to_path_buf()).chain(rest) {
-        let archive = std::fs::read(path).map_err(|source| ApplianceError::Archive {
-            path: path.clone(),
-            source,
-        })?;
-        bytes.extend_from_slice(&archive);
-        while !bytes.len().is_multiple_of(4) {
-            bytes.push(0);
-        }
-    }
+    let bytes =
+        crate::newc::concatenate(std::iter::once(first).chain(rest.iter().map(PathBuf::as_path)))
+            .map_err(|(path, source)| ApplianceError::Archive { path, source })?;
     std::fs::write(to, bytes).map_err(|source| ApplianceError::Archive {
         path: to.to_owned(),
         source,

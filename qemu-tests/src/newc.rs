@@ -11,6 +11,8 @@
 //! data starts on a 4-byte boundary, then the data padded to 4 bytes; the archive ends
 //! with an entry named `TRAILER!!!`.
 
+use std::path::{Path, PathBuf};
+
 use thiserror::Error;
 
 const MAGIC: &str = "070701";
@@ -126,6 +128,23 @@ fn check_name(name: &str) -> Result<(), NewcError> {
     }
 }
 
+/// The archives at `paths` read one after the other into one initramfs, each starting on a
+/// 4-byte boundary (where the kernel looks for the next archive's magic). An error names
+/// the file that could not be read.
+pub fn concatenate<'a>(
+    paths: impl IntoIterator<Item = &'a Path>,
+) -> Result<Vec<u8>, (PathBuf, std::io::Error)> {
+    let mut bytes = Vec::new();
+    for path in paths {
+        let archive = std::fs::read(path).map_err(|source| (path.to_owned(), source))?;
+        bytes.extend_from_slice(&archive);
+        while !bytes.len().is_multiple_of(4) {
+            bytes.push(0);
+        }
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +229,18 @@ mod tests {
             writer.file("f", 0o100_644, b""),
             Err(NewcError::InvalidMode(0o100_644))
         );
+    }
+
+    #[test]
+    fn concatenated_archives_start_on_four_byte_boundaries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"12345").expect("written");
+        std::fs::write(&b, b"6789").expect("written");
+        let bytes = concatenate([a.as_path(), b.as_path()]).expect("read");
+        assert_eq!(bytes, b"12345\x00\x00\x006789");
+        let missing = dir.path().join("missing");
+        let (path, _) = concatenate([missing.as_path()]).expect_err("no such file");
+        assert_eq!(path, missing);
     }
 }

@@ -436,18 +436,10 @@ fn write_initramfs(
     archives: &[PathBuf],
     to: &std::path::Path,
 ) -> Result<(), PeerError> {
-    let mut bytes = Vec::new();
-    for path in std::iter::once(&image.initramfs).chain(archives) {
-        let archive = std::fs::read(path).map_err(|source| PeerError::ReadInitramfs {
-            path: path.clone(),
-            source,
-        })?;
-        bytes.extend_from_slice(&archive);
-        // The kernel looks for the next archive's magic on a 4-byte boundary.
-        while !bytes.len().is_multiple_of(4) {
-            bytes.push(0);
-        }
-    }
+    let mut bytes = crate::newc::concatenate(
+        std::iter::once(image.initramfs.as_path()).chain(archives.iter().map(PathBuf::as_path)),
+    )
+    .map_err(|(path, source)| PeerError::ReadInitramfs { path, source })?;
     let mut archive = NewcWriter::new();
     archive.file(
         "peer-init",
