@@ -568,5 +568,6 @@ fn discard_in_a_guest_frees_space_on_the_volume() -> Result<()> {
         "the volume's used space went from {used_filled} KiB to only {used_trimmed} KiB after the guest freed 48 MiB"
     );
     app.shell("cairnctl vm stop --force trim")?;
+    app.finish();
     Ok(())
 }
