@@ -27,9 +27,9 @@ use crate::jobs::{Job, Jobs};
 use crate::log_ring::LogRing;
 use crate::reconcile::System;
 use crate::state::{DesiredState, Invalid};
-use crate::storage::maintenance;
 use crate::storage::scrub_records::{self, ScrubRecord, ScrubRecords, Trigger};
 use crate::storage::subvolumes::{SubvolumeError, Volume as Subvolumes};
+use crate::storage::{maintenance, membership};
 use crate::store::{OsFilesystem, StoreError};
 
 /// The well-known name hostd owns on the system bus.
@@ -586,6 +586,58 @@ impl HostApi {
         .await
     }
 
+    /// Adds the blank drive `new` to a mounted volume, then balances every chunk over all its
+    /// drives; returns the job.
+    async fn storage_add(
+        &self,
+        volume: &str,
+        new: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let (volume, new) = (volume.to_string(), new.to_string());
+        self.start_storage_job(server, move |job, core| {
+            let plan = core.blocking_lock().addition(&volume, &new)?;
+            job.set_total(100);
+            let outcome = membership::add(&plan, &|done, step| job.progress(done, step));
+            // Once Btrfs has the drive the document must name it, whether or not the balance
+            // after it finished: a failed balance leaves the data where it was, on the old
+            // drives, and new writes use all of them.
+            let generation = match &outcome {
+                Err(_) if !core.blocking_lock().is_member(&volume, &new) => None,
+                _ => Some(core.blocking_lock().record_addition(&volume, &new)?),
+            };
+            let mut added = outcome.map_err(|error| storage_error(&error))?;
+            added.generation = generation.unwrap_or_default();
+            job.progress(100, "added");
+            Ok(serde_json::to_string(&added).expect("an outcome is strings and numbers"))
+        })
+        .await
+    }
+
+    /// Moves drive `old`'s chunks onto the other drives of a mounted volume and lets it go
+    /// (left blank); refused, touching nothing, when the drives left could not carry the
+    /// volume's profiles or data. Returns the job.
+    async fn storage_remove(
+        &self,
+        volume: &str,
+        old: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let (volume, old) = (volume.to_string(), old.to_string());
+        self.start_storage_job(server, move |job, core| {
+            let plan = core.blocking_lock().removal(&volume, &old)?;
+            job.set_total(100);
+            let mut removed = membership::remove(&plan, &|done, step| job.progress(done, step))
+                .map_err(|error| storage_error(&error))?;
+            removed.generation = core
+                .blocking_lock()
+                .record_removal(&volume, &old, &plan.paths)?;
+            job.progress(100, "removed");
+            Ok(serde_json::to_string(&removed).expect("an outcome is strings and numbers"))
+        })
+        .await
+    }
+
     /// Scrubs a mounted volume (reads every copy, repairs from good ones); returns the job,
     /// whose result holds the counters.
     async fn storage_scrub(
@@ -744,6 +796,8 @@ pub trait Host1 {
         old: &str,
         new: &str,
     ) -> Result<OwnedObjectPath, HostError>;
+    fn storage_add(&self, volume: &str, new: &str) -> Result<OwnedObjectPath, HostError>;
+    fn storage_remove(&self, volume: &str, old: &str) -> Result<OwnedObjectPath, HostError>;
     fn storage_scrub(&self, volume: &str) -> Result<OwnedObjectPath, HostError>;
     fn subvolume_create(&self, volume: &str, name: &str) -> Result<OwnedObjectPath, HostError>;
     fn snapshot_create(

@@ -15,6 +15,7 @@
 //! that "old or new", never a mix.
 
 mod guest_ops;
+mod storage_membership;
 pub mod storage_ops;
 mod taps;
 #[cfg(test)]

@@ -7,46 +7,34 @@
 //! checks bcache's and md's own sysfs state, and the data's checksums.
 #![cfg(feature = "vm-tests")]
 
+#[path = "common/storage_fixture.rs"]
+mod storage_fixture;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use qemu_tests::cli_output::json_output;
 use qemu_tests::{Appliance, BayDrive, Image, Launch, timeouts};
+use storage_fixture::{bay_drives, by_id, check_data, clean_scrub, refused_document, write_lines};
 
 const BOARD: &str = "qemu-x86_64";
 const DRIVE_MIB: u64 = 1024;
 const DATA_MIB: u32 = 16;
 
 fn bays() -> Vec<BayDrive> {
-    [
-        ("hdd1", 1, "HDD1", true),
-        ("hdd2", 2, "HDD2", true),
-        ("ssd1", 3, "SSD1", false),
-        ("ssd2", 4, "SSD2", false),
-    ]
-    .into_iter()
-    .map(|(id, bay, serial, hdd)| BayDrive {
-        id: id.into(),
-        bay,
-        serial: serial.into(),
-        size_mib: DRIVE_MIB,
-        hdd,
-    })
-    .collect()
+    bay_drives(
+        &[
+            ("hdd1", 1, "HDD1", true),
+            ("hdd2", 2, "HDD2", true),
+            ("ssd1", 3, "SSD1", false),
+            ("ssd2", 4, "SSD2", false),
+        ],
+        DRIVE_MIB,
+    )
 }
 
 fn launch(name: &str) -> Launch {
     Launch::direct_kernel(name, BOARD).bays(bays())
-}
-
-fn by_id(serial: &str) -> String {
-    format!("/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_{serial}")
-}
-
-fn write_file(app: &mut Appliance, path: &str, lines: &[String]) -> Result<()> {
-    let quoted: Vec<String> = lines.iter().map(|line| format!("'{line}'")).collect();
-    app.shell(&format!("printf '%s\\n' {} > {path}", quoted.join(" ")))?;
-    Ok(())
 }
 
 /// The raid1 volume over the two HDDs, with `cache` (a TOML inline table) or none.
@@ -81,7 +69,7 @@ fn read_write() -> String {
 }
 
 fn apply(app: &mut Appliance, doc: &[String]) -> Result<()> {
-    write_file(app, "/tmp/doc.toml", doc)?;
+    write_lines(app, "/tmp/doc.toml", doc)?;
     let started = Instant::now();
     app.shell("cairnctl config apply /tmp/doc.toml")?;
     eprintln!("storage-cache: apply took {:?}", started.elapsed());
@@ -102,26 +90,6 @@ fn device(app: &mut Appliance, serial: &str) -> Result<String> {
         .to_string())
 }
 
-fn heads(app: &mut Appliance) -> Result<String> {
-    Ok(app.shell(
-        "for d in /dev/sd?; do echo $d $(dd if=$d bs=1M count=1 2>/dev/null | sha256sum); done",
-    )?)
-}
-
-fn refused(app: &mut Appliance, doc: &[String], line: &str) -> Result<()> {
-    write_file(app, "/tmp/bad.toml", doc)?;
-    let before = heads(app)?;
-    let result = app.shell_status("cairnctl config apply /tmp/bad.toml")?;
-    ensure!(
-        result.status == 2 && result.output.lines().any(|l| l.trim() == line),
-        "expected exit 2 and the line {line:?}, got {}: {:?}",
-        result.status,
-        result.output
-    );
-    ensure!(before == heads(app)?, "a refused document changed a drive");
-    Ok(())
-}
-
 /// `cat` of a sysfs file of the drive's bcache directory.
 fn backing(app: &mut Appliance, drive: &str, file: &str) -> Result<String> {
     Ok(app
@@ -133,11 +101,6 @@ fn backing(app: &mut Appliance, drive: &str, file: &str) -> Result<String> {
 fn cache_view(app: &mut Appliance) -> Result<serde_json::Value> {
     let caches = json_output(&app.shell("cairnctl --json storage cache")?)?;
     Ok(caches.get(0).cloned().unwrap_or(serde_json::Value::Null))
-}
-
-fn check_data(app: &mut Appliance) -> Result<()> {
-    app.shell("echo 3 > /proc/sys/vm/drop_caches; cd /volume1 && sha256sum -c data.sha256")?;
-    Ok(())
 }
 
 /// Both HDDs detached, the SSDs blank again and free.
@@ -179,7 +142,7 @@ fn hdd_volume_takes_read_only_and_read_write_caches_and_survives_a_power_cut() -
     let ssds = vec![device(&mut app, "SSD1")?, device(&mut app, "SSD2")?];
 
     // Refusals: nothing touched.
-    refused(
+    refused_document(
         &mut app,
         &tank(Some(&format!(
             "{{ mode = \"read-write\", drives = [\"{}\"] }}",
@@ -187,7 +150,7 @@ fn hdd_volume_takes_read_only_and_read_write_caches_and_survives_a_power_cut() -
         ))),
         "storage.volumes[0].cache.drives: 1 SSD is too few for a read-write cache (expected 2, mirrored: a read-write cache holds writes the HDDs do not have yet, so losing its only SSD would lose them; use mode = \"read-only\" for one SSD)",
     )?;
-    refused(
+    refused_document(
         &mut app,
         &[
             "version = 1".into(),
@@ -339,13 +302,7 @@ fn hdd_volume_takes_read_only_and_read_write_caches_and_survives_a_power_cut() -
         ensure!(got.trim() == sum, "{name} lost or changed by the power cut");
     }
     check_data(&mut app)?;
-    let scrub = json_output(&app.shell("cairnctl --json storage scrub tank")?)?;
-    ensure!(
-        scrub["uncorrectable_errors"] == 0
-            && scrub["csum_errors"] == 0
-            && scrub["read_errors"] == 0,
-        "{scrub}"
-    );
+    clean_scrub(&mut app)?;
 
     // Losing one SSD of the read-write cache loses nothing: the mirror runs degraded.
     let md = cache_view(&mut app)?["device"]

@@ -148,6 +148,12 @@ enum StorageCommand {
         old: String,
         new: String,
     },
+    /// Add the blank drive NEW to VOLUME, then rebalance its data over all its drives, as a
+    /// job with progress.
+    Add { volume: String, new: String },
+    /// Move drive OLD's data onto VOLUME's other drives and release it (left blank), as a job
+    /// with progress; refused when the drives left could not hold the volume's profile or data.
+    Remove { volume: String, old: String },
     /// Read every copy of every block of VOLUME and repair what can be; prints the counters.
     Scrub { volume: String },
     /// Subvolumes at the top of a volume.
@@ -490,6 +496,8 @@ impl StorageCommand {
     fn is_job(&self) -> bool {
         match self {
             Self::Replace { .. }
+            | Self::Add { .. }
+            | Self::Remove { .. }
             | Self::Scrub { .. }
             | Self::Subvolume(_)
             | Self::Snapshot(SnapshotCommand::Create { .. } | SnapshotCommand::Delete { .. }) => {
@@ -546,6 +554,8 @@ async fn storage_operation(
         StorageCommand::Replace { volume, old, new } => {
             host.storage_replace(volume, old, new).await?
         }
+        StorageCommand::Add { volume, new } => host.storage_add(volume, new).await?,
+        StorageCommand::Remove { volume, old } => host.storage_remove(volume, old).await?,
         StorageCommand::Scrub { volume } => host.storage_scrub(volume).await?,
         StorageCommand::Subvolume(SubvolumeCommand::Create { volume, name }) => {
             host.subvolume_create(volume, name).await?

@@ -9,7 +9,8 @@ use crate::api::HostError;
 use crate::reconcile::System;
 use crate::state::{DrivePath, ObjectName, Volume};
 use crate::storage::maintenance::Replacement;
-use crate::storage::plan::mount_point;
+use crate::storage::observe::{Drive, StorageObserved};
+use crate::storage::plan::{describe, mount_point};
 use crate::storage::signature::Contents;
 use crate::store::Filesystem;
 
@@ -108,21 +109,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
                     ))
                 })?
         };
-        let drive = observed.drive_named(new).ok_or_else(|| {
-            HostError::Invalid(format!(
-                "new: {new} is not a drive on this box (`cairnctl storage drives` lists them)"
-            ))
-        })?;
-        if drive.sys.is_boot_device() {
-            return Err(HostError::Invalid(format!(
-                "new: {new} is the boot device (it is never offered)"
-            )));
-        }
-        if drive.contents != Contents::Blank {
-            return Err(HostError::Invalid(format!(
-                "new: {new} is not blank (expected a drive with nothing on it)"
-            )));
-        }
+        let drive = new_drive(&observed, new)?;
         let bcache = fs
             .members
             .values()
@@ -151,37 +138,49 @@ impl<S: System, F: Filesystem> Core<S, F> {
         old: &str,
         new: &str,
     ) -> Result<u64, HostError> {
-        let mut desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
         let observed = self.system.observe().map_err(system_error)?.storage;
         let new_path = DrivePath::try_from(new)
             .map_err(|error| HostError::Invalid(format!("new: {error}")))?;
-        let Some(spec) = desired
-            .storage
-            .volumes
-            .iter_mut()
-            .find(|v| v.name.as_str() == volume)
-        else {
-            return Err(HostError::NotFound(format!(
-                "There is no volume {volume:?}"
-            )));
-        };
-        let slot = spec.drives.iter().position(|drive| {
-            if old == MISSING {
-                observed.drive_named(drive.as_str()).is_none()
-            } else {
-                drive.as_str() == old
+        self.recommit_drives(volume, &format!("{old} replaced by {new}"), |drives| {
+            let slot = drives.iter().position(|drive| {
+                if old == MISSING {
+                    observed.drive_named(drive.as_str()).is_none()
+                } else {
+                    drive.as_str() == old
+                }
+            });
+            match slot {
+                Some(index) => drives[index] = new_path,
+                // The old drive was not listed by this name: the new one is added, so that
+                // the document still names every member.
+                None => drives.push(new_path),
             }
-        });
-        match slot {
-            Some(index) => spec.drives[index] = new_path,
-            // The old drive was not listed by this name: the new one is added, so that the
-            // document still names every member.
-            None => spec.drives.push(new_path),
-        }
-        let generation = self.store.commit(&desired)?;
-        tracing::info!(%generation, "volume {volume}: {old} replaced by {new} in the document");
-        Ok(generation.get())
+        })
     }
+}
+
+/// The blank drive `new` that is to join a volume: on the box, not the boot device, blank.
+pub(super) fn new_drive<'a>(
+    observed: &'a StorageObserved,
+    new: &str,
+) -> Result<&'a Drive, HostError> {
+    let drive = observed.drive_named(new).ok_or_else(|| {
+        HostError::Invalid(format!(
+            "new: {new} is not a drive on this box (`cairnctl storage drives` lists them)"
+        ))
+    })?;
+    if drive.sys.is_boot_device() {
+        return Err(HostError::Invalid(format!(
+            "new: {new} is the boot device (it is never offered)"
+        )));
+    }
+    if drive.contents != Contents::Blank {
+        return Err(HostError::Invalid(format!(
+            "new: {new} holds {} (expected a blank drive)",
+            describe(&drive.contents)
+        )));
+    }
+    Ok(drive)
 }
 
 /// A subvolume name from the wire, checked like every name in the document.

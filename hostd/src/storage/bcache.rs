@@ -286,6 +286,11 @@ impl Sysfs {
         self.write(self.backing_file(drive, "detach"), "1")
     }
 
+    /// Stops a backing device: its `/dev/bcacheN` goes and the drive is free again.
+    pub fn stop_backing(&self, drive: &str) -> Result<(), BcacheError> {
+        self.write(self.backing_file(drive, "stop"), "1")
+    }
+
     /// Runs a backing device whose cache set is absent. Only safe when the cache holds no
     /// dirty data for it (state `clean`): the caller checks.
     pub fn run_without_cache(&self, drive: &str) -> Result<(), BcacheError> {

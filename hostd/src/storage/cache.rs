@@ -257,6 +257,51 @@ pub fn make_backing(sysfs: &Sysfs, drives: &[String]) -> Result<Vec<String>, Sto
     Ok(devices)
 }
 
+/// Readies a blank drive joining a volume (`device`: `/dev/sdX`) and returns what Btrfs
+/// should take: on a bcache volume the drive becomes a backing device, attached to the
+/// volume's cache set in its mode (`cache`: set UUID, bcache mode) like the other members;
+/// otherwise the drive itself. `progress(percent, step)`.
+pub fn prepare_member(
+    device: &str,
+    bcache: bool,
+    cache: Option<&(String, String)>,
+    progress: &dyn Fn(u32, &str),
+) -> Result<String, StorageError> {
+    if !bcache {
+        return Ok(device.to_string());
+    }
+    progress(0, "making the new drive a bcache backing device");
+    let sysfs = Sysfs::default();
+    let drive = device.trim_start_matches("/dev/").to_string();
+    let devices = make_backing(&sysfs, std::slice::from_ref(&drive))?;
+    if let Some((set, mode)) = cache {
+        sysfs.attach(&drive, set).map_err(bcache_error)?;
+        sysfs.set_mode(&drive, mode).map_err(bcache_error)?;
+    }
+    Ok(devices
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| device.to_string()))
+}
+
+/// Detaches the bcache backing device on `drive` from its cache, stops it (its
+/// `/dev/bcacheN` goes away) and blanks the drive, so that it is offered again as free.
+pub fn release_member(volume: &str, drive: &str) -> Result<(), StorageError> {
+    let sysfs = Sysfs::default();
+    if sysfs.registered(drive) {
+        // Detached first, so that the cache keeps no dirty data for a device that is gone.
+        let observed =
+            bcache::observe(&sysfs.sys_block).map_err(|source| StorageError::Observe { source })?;
+        detach_backing(&sysfs, &observed, volume, &[drive.to_string()])?;
+        sysfs.stop_backing(drive).map_err(bcache_error)?;
+        bcache::wait_for(&format!("bcache to let go of {drive}"), APPEAR, || {
+            !sysfs.registered(drive) && !held(&sysfs, drive)
+        })
+        .map_err(bcache_error)?;
+    }
+    zero_head(&dev(drive))
+}
+
 fn held(sysfs: &Sysfs, device: &str) -> bool {
     std::fs::read_dir(sysfs.sys_block.join(device).join("holders"))
         .is_ok_and(|mut holders| holders.next().is_some())
@@ -345,17 +390,15 @@ pub fn attach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// Detaches every backing device (bcache writes dirty data back first; this waits and logs
-/// the progress), closes the cache set, stops the array and blanks the SSDs.
-pub fn detach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
-    let observed =
-        bcache::observe(&sysfs.sys_block).map_err(|source| StorageError::Observe { source })?;
-    let sets: BTreeSet<String> = plan
-        .backing
-        .iter()
-        .filter_map(|d| observed.backing_of(d)?.set_uuid.clone())
-        .collect();
-    for drive in &plan.backing {
+/// Detaches `drives` (backing devices of `volume`) from their cache, waiting while bcache
+/// writes their dirty data back (logged every 2 s); an error when that stalls.
+fn detach_backing(
+    sysfs: &Sysfs,
+    observed: &bcache::BcacheObserved,
+    volume: &str,
+    drives: &[String],
+) -> Result<(), StorageError> {
+    for drive in drives {
         if observed
             .backing_of(drive)
             .is_some_and(|b| b.set_uuid.is_some())
@@ -368,8 +411,7 @@ pub fn detach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
     let mut last_progress = Instant::now();
     let mut last_log = Instant::now() - Duration::from_secs(10);
     loop {
-        let attached: Vec<&String> = plan
-            .backing
+        let attached: Vec<&String> = drives
             .iter()
             .filter(|d| {
                 sysfs
@@ -387,25 +429,38 @@ pub fn detach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
         }
         if last_log.elapsed() >= Duration::from_secs(2) {
             tracing::info!(
-                "volume {}: detaching the cache, {:.1} MiB of dirty data left to write back",
-                plan.volume,
+                "volume {volume}: detaching the cache, {:.1} MiB of dirty data left to write back",
                 dirty as f64 / f64::from(1 << 20)
             );
             last_log = Instant::now();
         }
         if last_progress.elapsed() > DETACH_STALL {
             return Err(bcache_error(BcacheError::Timeout {
-                what: format!("writing back volume {}'s dirty data", plan.volume),
+                what: format!("writing back volume {volume}'s dirty data"),
                 seconds: DETACH_STALL.as_secs(),
             }));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     tracing::info!(
-        "volume {}: cache detached after {:.1} s, no dirty data left",
-        plan.volume,
+        "volume {volume}: cache detached from {} after {:.1} s, no dirty data left",
+        drives.join(", "),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Detaches every backing device (bcache writes dirty data back first; this waits and logs
+/// the progress), closes the cache set, stops the array and blanks the SSDs.
+pub fn detach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
+    let observed =
+        bcache::observe(&sysfs.sys_block).map_err(|source| StorageError::Observe { source })?;
+    let sets: BTreeSet<String> = plan
+        .backing
+        .iter()
+        .filter_map(|d| observed.backing_of(d)?.set_uuid.clone())
+        .collect();
+    detach_backing(sysfs, &observed, &plan.volume, &plan.backing)?;
     for set in &sets {
         let device = observed.cache_device(set).map(|c| c.device.clone());
         if sysfs.set_exists(set) {

@@ -5,16 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::execute::{StorageError, run_tool};
 use crate::state::Profile;
-
-/// How often a running replace is asked for its progress: it moves a few percent a
-/// second on small drives, and each question is a cheap ioctl.
-const POLL: Duration = Duration::from_millis(500);
 
 /// What a replace needs, resolved by the core from the document and the observed drives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,27 +53,13 @@ pub fn replace_percent(status: &str) -> Option<u32> {
 pub fn replace(plan: &Replacement, progress: &dyn Fn(u32, &str)) -> Result<Replaced, StorageError> {
     let started = std::time::Instant::now();
     let devid = plan.devid.to_string();
-    let target = if plan.bcache {
-        progress(0, "making the new drive a bcache backing device");
-        let sysfs = super::bcache::Sysfs::default();
-        let drive = plan.new_device.trim_start_matches("/dev/").to_string();
-        let devices = super::cache::make_backing(&sysfs, std::slice::from_ref(&drive))?;
-        if let Some((set, mode)) = &plan.cache {
-            sysfs.attach(&drive, set).map_err(StorageError::Bcache)?;
-            sysfs.set_mode(&drive, mode).map_err(StorageError::Bcache)?;
-        }
-        devices
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| plan.new_device.clone())
-    } else {
-        plan.new_device.clone()
-    };
+    let target =
+        super::cache::prepare_member(&plan.new_device, plan.bcache, plan.cache.as_ref(), progress)?;
     progress(0, "starting btrfs replace");
     // -B keeps the command until the copy ends; -f because hostd has checked the new drive
-    // is blank. Its progress comes from a second command meanwhile.
-    let mut child = Command::new("btrfs")
-        .args([
+    // is blank.
+    super::watched::run_btrfs_watched(
+        &[
             "replace",
             "start",
             "-B",
@@ -86,41 +67,18 @@ pub fn replace(plan: &Replacement, progress: &dyn Fn(u32, &str)) -> Result<Repla
             &devid,
             &target,
             &plan.mount_point,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|source| StorageError::Spawn {
-            program: "btrfs",
-            source,
-        })?;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|source| StorageError::Spawn {
-            program: "btrfs",
-            source,
-        })? {
-            break status;
-        }
-        if let Ok(text) = run_tool("btrfs", &["replace", "status", "-1", &plan.mount_point])
-            && let Some(percent) = replace_percent(&text)
-        {
-            // Up to 90: the rest is the balance after it.
-            progress(percent * 9 / 10, "copying onto the new drive");
-        }
-        std::thread::sleep(POLL);
-    };
-    if !status.success() {
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            use std::io::Read;
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        return Err(StorageError::Tool {
-            program: "btrfs",
-            status,
-            stderr: stderr.trim().to_string(),
-        });
-    }
+        ],
+        || {
+            if let Some(percent) =
+                super::watched::status_output(&["replace", "status", "-1", &plan.mount_point])
+                    .and_then(|text| replace_percent(&text))
+            {
+                // Up to 90: the rest is the balance after it.
+                progress(percent * 9 / 10, "copying onto the new drive");
+            }
+        },
+    )
+    .map(drop)?;
     progress(90, "converting chunks written while degraded");
     let data = format!("-dconvert={},soft", plan.data);
     let metadata = format!("-mconvert={},soft", plan.metadata);

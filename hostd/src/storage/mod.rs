@@ -10,6 +10,8 @@
 //! - [`plan`]: pure: what the document asks that the drives refuse, and the actions.
 //! - [`execute`]: mkfs.btrfs and mount(2).
 //! - [`maintenance`]: replacing a drive and scrubbing, as jobs.
+//! - [`membership`]: adding a drive to a volume and removing one, as jobs.
+//! - [`watched`]: long btrfs commands run while their progress is polled.
 //! - [`scrub_records`]: each volume's last scrub result, and when the schedule wants the next.
 //! - [`subvolumes`]: subvolumes, snapshots and clones through libbtrfsutil.
 //! - [`view`]: `cairnctl storage drives|volume` and the degraded alert in `cairnctl status`.
@@ -20,12 +22,14 @@ pub mod cache;
 pub mod drives;
 pub mod execute;
 pub mod maintenance;
+pub mod membership;
 pub mod observe;
 pub mod plan;
 pub mod scrub_records;
 pub mod signature;
 pub mod subvolumes;
 pub mod view;
+pub mod watched;
 
 use std::time::{Duration, Instant};
 

@@ -258,8 +258,8 @@ fn refusal(
     let wipe_hint = "add wipe = true to this volume to erase it";
     let not_member = || {
         format!(
-            "is not a drive of the existing volume {} (adding drives to a volume is not supported yet)",
-            volume.name
+            "is not a drive of the existing volume {name} (a drive joins a volume with `cairnctl storage add {name} <drive>`, which rebalances the data onto it as a job)",
+            name = volume.name
         )
     };
     match &drive.contents {

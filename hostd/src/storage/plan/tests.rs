@@ -163,7 +163,7 @@ fn a_drive_of_another_volume_is_refused_even_with_wipe() {
     assert_eq!(
         messages(&check(&spec, &observed)),
         [
-            "storage.volumes[0].drives[0]: /dev/disk/by-id/virtio-C is not a drive of the existing volume tank (adding drives to a volume is not supported yet)",
+            "storage.volumes[0].drives[0]: /dev/disk/by-id/virtio-C is not a drive of the existing volume tank (a drive joins a volume with `cairnctl storage add tank <drive>`, which rebalances the data onto it as a job)",
             "storage.volumes[1].drives[1]: /dev/disk/by-id/virtio-A is a drive of volume tank (expected a drive no volume uses)",
         ]
     );

@@ -1,0 +1,156 @@
+//! The core's side of adding a drive to a volume and removing one: the request checked
+//! against the committed document and the drives before the job runs, and the document
+//! committed again afterwards so that it names the drives the volume has.
+
+use super::storage_ops::new_drive;
+use super::{Core, system_error};
+use crate::api::HostError;
+use crate::reconcile::System;
+use crate::state::DrivePath;
+use crate::storage::execute::run_tool;
+use crate::storage::membership::{
+    Addition, Removal, parse_device_usage, parse_raw_used, removal_refusal, space_refusal,
+};
+use crate::store::Filesystem;
+
+impl<S: System, F: Filesystem> Core<S, F> {
+    /// Checks an addition: the volume is mounted and `new` is a blank drive of this box.
+    pub fn addition(&self, volume: &str, new: &str) -> Result<Addition, HostError> {
+        let (_, path) = self.mounted_volume(volume)?;
+        let observed = self.system.observe().map_err(system_error)?.storage;
+        let fs = observed
+            .volume(volume)
+            .ok_or_else(|| HostError::System(format!("No drive of volume {volume} is present")))?;
+        let drive = new_drive(&observed, new)?;
+        let bcache = fs
+            .members
+            .values()
+            .any(|d| d.btrfs().is_some_and(|m| m.bcache));
+        let cache = observed.volume_cache(&fs).map(|c| (c.set_uuid, c.mode));
+        Ok(Addition {
+            volume: volume.to_string(),
+            mount_point: path.display().to_string(),
+            new_device: drive.device().display().to_string(),
+            bcache,
+            cache,
+        })
+    }
+
+    /// Checks a removal: `old` is a drive of the mounted, whole volume, the drives left still
+    /// carry its profiles, and what is allocated fits on them. Touches nothing.
+    pub fn removal(&self, volume: &str, old: &str) -> Result<Removal, HostError> {
+        let (spec, path) = self.mounted_volume(volume)?;
+        let observed = self.system.observe().map_err(system_error)?.storage;
+        let fs = observed
+            .volume(volume)
+            .ok_or_else(|| HostError::System(format!("No drive of volume {volume} is present")))?;
+        let (devid, drive) = fs
+            .members
+            .iter()
+            .find(|(_, drive)| drive.sys.is_named(old))
+            .map(|(devid, drive)| (*devid, *drive))
+            .ok_or_else(|| {
+                HostError::Invalid(format!(
+                    "old: {old} is not a drive of volume {volume} (expected one of its drives: `cairnctl storage volume` lists them)"
+                ))
+            })?;
+        let members = usize::try_from(fs.num_devices).unwrap_or(usize::MAX);
+        if let Some(why) = removal_refusal(
+            volume,
+            spec.data_profile,
+            spec.metadata_profile,
+            members,
+            fs.missing(),
+        ) {
+            return Err(HostError::Invalid(format!(
+                "old: {old} cannot be removed: {why}"
+            )));
+        }
+        let mount_point = path.display().to_string();
+        let tool = |args: &[&str]| {
+            run_tool("btrfs", args).map_err(|error| HostError::System(crate::api::chain(&error)))
+        };
+        let show = tool(&["filesystem", "show", "--raw", &mount_point])?;
+        let usage = tool(&["filesystem", "usage", "--raw", &mount_point])?;
+        let raw_used = parse_raw_used(&usage).ok_or_else(|| {
+            HostError::System(format!(
+                "`btrfs filesystem usage` of {mount_point} printed no Used: line"
+            ))
+        })?;
+        if let Some(why) = space_refusal(&parse_device_usage(&show), raw_used, devid) {
+            return Err(HostError::Invalid(format!(
+                "old: {old} cannot be removed: {why}"
+            )));
+        }
+        Ok(Removal {
+            volume: volume.to_string(),
+            mount_point,
+            devid,
+            drive: drive.sys.kernel_name.clone(),
+            paths: [&drive.sys.by_id, &drive.sys.by_path]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+            bcache: drive.btrfs().is_some_and(|m| m.bcache),
+        })
+    }
+
+    /// Whether drive `path` is a member of volume `volume` now (a failed addition may have
+    /// got as far as giving Btrfs the drive). A box that cannot be observed: no.
+    pub fn is_member(&self, volume: &str, path: &str) -> bool {
+        self.system.observe().is_ok_and(|observed| {
+            observed
+                .storage
+                .volume(volume)
+                .is_some_and(|fs| fs.members.values().any(|d| d.sys.is_named(path)))
+        })
+    }
+
+    /// After an addition: commits the document again with `new` in the volume's drive list.
+    /// Returns the new generation.
+    pub fn record_addition(&mut self, volume: &str, new: &str) -> Result<u64, HostError> {
+        let new_path = DrivePath::try_from(new)
+            .map_err(|error| HostError::Invalid(format!("new: {error}")))?;
+        self.recommit_drives(volume, &format!("{new} added"), |drives| {
+            if !drives.contains(&new_path) {
+                drives.push(new_path);
+            }
+        })
+    }
+
+    /// After a removal: commits the document again without the removed drive, whichever of
+    /// its stable `paths` the document names it by. Returns the new generation.
+    pub fn record_removal(
+        &mut self,
+        volume: &str,
+        old: &str,
+        paths: &[String],
+    ) -> Result<u64, HostError> {
+        self.recommit_drives(volume, &format!("{old} removed"), |drives| {
+            drives.retain(|drive| {
+                drive.as_str() != old && !paths.iter().any(|p| p == drive.as_str())
+            });
+        })
+    }
+
+    /// Commits the document again with the volume's drive list changed by `change`.
+    pub(super) fn recommit_drives(
+        &mut self,
+        volume: &str,
+        what: &str,
+        change: impl FnOnce(&mut Vec<DrivePath>),
+    ) -> Result<u64, HostError> {
+        let mut desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
+        let spec = desired
+            .storage
+            .volumes
+            .iter_mut()
+            .find(|v| v.name.as_str() == volume)
+            .ok_or_else(|| HostError::NotFound(format!("There is no volume {volume:?}")))?;
+        change(&mut spec.drives);
+        let generation = self.store.commit(&desired)?;
+        tracing::info!(%generation, "volume {volume}: {what} in the document");
+        Ok(generation.get())
+    }
+}
