@@ -671,7 +671,10 @@ impl<S: System> Executor<HostAction> for Watched<'_, S> {
             return Err(WatchedError::Cancelled);
         }
         self.job.progress(self.next_step, action.to_string());
-        let result = self.system.execute(action);
+        let (job, step) = (self.job, self.next_step);
+        let result = self.system.execute_reporting(action, &|detail| {
+            job.progress(step, format!("{action}: {detail}"));
+        });
         if result.is_err() {
             self.stopping = true;
         }

@@ -47,6 +47,13 @@ pub trait Executor<A> {
 
     /// Runs one action. On error it must leave no effect of the action behind.
     fn execute(&mut self, action: &A) -> Result<(), Self::Error>;
+
+    /// Runs one action and tells `report` how a long one is getting on (`12.5 MiB of dirty
+    /// data left to write back`). Executors whose actions are all quick keep this default.
+    fn execute_reporting(&mut self, action: &A, report: &dyn Fn(&str)) -> Result<(), Self::Error> {
+        let _ = report;
+        self.execute(action)
+    }
 }
 
 /// A subsystem's planner: what to do to get from `observed` to `desired`.

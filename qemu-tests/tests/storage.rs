@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail, ensure};
 use qemu_tests::cli_output::json_output;
 use qemu_tests::{Appliance, BayDrive, Image, Launch, timeouts};
 use storage_fixture::{
-    bay_drives, by_id, clean_scrub, first_volume, refused_document, write_lines,
+    bay_drives, by_id, check_data, clean_scrub, first_volume, refused_document, write_lines,
 };
 
 const BOARD: &str = "qemu-x86_64";

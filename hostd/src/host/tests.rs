@@ -48,6 +48,11 @@ struct FakeInner {
     hostname: String,
     executed: Vec<String>,
     refuse: Option<String>,
+    /// A detail every action reports while it runs, as a long one would…
+    report: Option<String>,
+    /// …and the job whose step is read back right after, into `steps_seen`.
+    job: Option<Job>,
+    steps_seen: Vec<String>,
 }
 
 impl FakeBox {
@@ -72,6 +77,22 @@ impl FakeBox {
 
 impl Executor<HostAction> for FakeBox {
     type Error = SystemError;
+
+    fn execute_reporting(
+        &mut self,
+        action: &HostAction,
+        report: &dyn Fn(&str),
+    ) -> Result<(), SystemError> {
+        let (detail, job) = {
+            let inner = self.lock();
+            (inner.report.clone(), inner.job.clone())
+        };
+        if let (Some(detail), Some(job)) = (detail, job) {
+            report(&detail);
+            self.lock().steps_seen.push(job.snapshot().step);
+        }
+        self.execute(action)
+    }
 
     fn execute(&mut self, action: &HostAction) -> Result<(), SystemError> {
         let mut inner = self.lock();
@@ -168,6 +189,24 @@ fn apply_commits_acts_on_the_box_and_reports_each_step() {
     assert_eq!(doc(&text), doc(GOOD));
     let seen = job.snapshot();
     assert_eq!((seen.done, seen.total), (2, 2), "commit + one action");
+}
+
+#[test]
+fn a_long_action_says_how_it_is_getting_on_in_the_job_step() {
+    let (mut core, fake) = core();
+    let job = Job::new(1, "config apply");
+    {
+        let mut inner = fake.lock();
+        inner.report = Some("12.5 MiB of dirty data left to write back".into());
+        inner.job = Some(job.clone());
+    }
+    core.apply(&doc(GOOD), &job).expect("apply");
+    assert_eq!(
+        fake.lock().steps_seen,
+        vec![
+            r#"set the host name from "cairn" to "nas1": 12.5 MiB of dirty data left to write back"#
+        ]
+    );
 }
 
 #[test]

@@ -165,6 +165,14 @@ impl Executor<HostAction> for LiveSystem {
     type Error = SystemError;
 
     fn execute(&mut self, action: &HostAction) -> Result<(), SystemError> {
+        self.execute_reporting(action, &|_| {})
+    }
+
+    fn execute_reporting(
+        &mut self,
+        action: &HostAction,
+        report: &dyn Fn(&str),
+    ) -> Result<(), SystemError> {
         match action {
             HostAction::Hostname(set) => {
                 hostname::execute(set).map_err(|source| SystemError::SetHostname {
@@ -173,7 +181,7 @@ impl Executor<HostAction> for LiveSystem {
                 })
             }
             HostAction::Network(action) => Ok(self.net.execute(action)?),
-            HostAction::Storage(action) => Ok(storage::execute::execute(action)?),
+            HostAction::Storage(action) => Ok(storage::execute::execute(action, report)?),
         }
     }
 }

@@ -286,13 +286,17 @@ pub fn prepare_member(
 
 /// Detaches the bcache backing device on `drive` from its cache, stops it (its
 /// `/dev/bcacheN` goes away) and blanks the drive, so that it is offered again as free.
-pub fn release_member(volume: &str, drive: &str) -> Result<(), StorageError> {
+pub fn release_member(
+    volume: &str,
+    drive: &str,
+    report: &dyn Fn(&str),
+) -> Result<(), StorageError> {
     let sysfs = Sysfs::default();
     if sysfs.registered(drive) {
         // Detached first, so that the cache keeps no dirty data for a device that is gone.
         let observed =
             bcache::observe(&sysfs.sys_block).map_err(|source| StorageError::Observe { source })?;
-        detach_backing(&sysfs, &observed, volume, &[drive.to_string()])?;
+        detach_backing(&sysfs, &observed, volume, &[drive.to_string()], report)?;
         sysfs.stop_backing(drive).map_err(bcache_error)?;
         bcache::wait_for(&format!("bcache to let go of {drive}"), APPEAR, || {
             !sysfs.registered(drive) && !held(&sysfs, drive)
@@ -391,12 +395,13 @@ pub fn attach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
 }
 
 /// Detaches `drives` (backing devices of `volume`) from their cache, waiting while bcache
-/// writes their dirty data back (logged every 2 s); an error when that stalls.
+/// writes their dirty data back (logged and reported every 2 s); an error when that stalls.
 fn detach_backing(
     sysfs: &Sysfs,
     observed: &bcache::BcacheObserved,
     volume: &str,
     drives: &[String],
+    report: &dyn Fn(&str),
 ) -> Result<(), StorageError> {
     for drive in drives {
         if observed
@@ -428,10 +433,12 @@ fn detach_backing(
             last_progress = Instant::now();
         }
         if last_log.elapsed() >= Duration::from_secs(2) {
-            tracing::info!(
-                "volume {volume}: detaching the cache, {:.1} MiB of dirty data left to write back",
+            let left = format!(
+                "{:.1} MiB of dirty data left to write back",
                 dirty as f64 / f64::from(1 << 20)
             );
+            tracing::info!("volume {volume}: detaching the cache, {left}");
+            report(&left);
             last_log = Instant::now();
         }
         if last_progress.elapsed() > DETACH_STALL {
@@ -452,7 +459,7 @@ fn detach_backing(
 
 /// Detaches every backing device (bcache writes dirty data back first; this waits and logs
 /// the progress), closes the cache set, stops the array and blanks the SSDs.
-pub fn detach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
+pub fn detach(sysfs: &Sysfs, plan: &CachePlan, report: &dyn Fn(&str)) -> Result<(), StorageError> {
     let observed =
         bcache::observe(&sysfs.sys_block).map_err(|source| StorageError::Observe { source })?;
     let sets: BTreeSet<String> = plan
@@ -460,7 +467,7 @@ pub fn detach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
         .iter()
         .filter_map(|d| observed.backing_of(d)?.set_uuid.clone())
         .collect();
-    detach_backing(sysfs, &observed, &plan.volume, &plan.backing)?;
+    detach_backing(sysfs, &observed, &plan.volume, &plan.backing, report)?;
     for set in &sets {
         let device = observed.cache_device(set).map(|c| c.device.clone());
         if sysfs.set_exists(set) {

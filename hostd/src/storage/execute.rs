@@ -151,7 +151,9 @@ pub fn mount_data(mount: &MountVolume) -> String {
     options.join(",")
 }
 
-pub fn execute(action: &StorageAction) -> Result<(), StorageError> {
+/// Runs one action; `report` hears how a long one (a cache detach writing dirty data
+/// back) is getting on.
+pub fn execute(action: &StorageAction, report: &dyn Fn(&str)) -> Result<(), StorageError> {
     let sysfs = Sysfs::default();
     match action {
         StorageAction::CreateVolume {
@@ -192,7 +194,7 @@ pub fn execute(action: &StorageAction) -> Result<(), StorageError> {
             Ok(())
         }
         StorageAction::AttachCache(plan) => super::cache::attach(&sysfs, plan),
-        StorageAction::DetachCache(plan) => super::cache::detach(&sysfs, plan),
+        StorageAction::DetachCache(plan) => super::cache::detach(&sysfs, plan, report),
         StorageAction::Mount(mount) => {
             let mount = &MountVolume {
                 devices: mount_devices(&sysfs, mount)?,

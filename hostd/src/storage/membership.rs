@@ -224,7 +224,9 @@ pub fn remove(
     })?;
     progress(95, "releasing the drive");
     if plan.bcache {
-        super::cache::release_member(&plan.volume, &plan.drive)?;
+        super::cache::release_member(&plan.volume, &plan.drive, &|left| {
+            progress(95, &format!("releasing the drive: {left}"));
+        })?;
     } else {
         super::cache::zero_head(&std::path::Path::new("/dev").join(&plan.drive))?;
     }
