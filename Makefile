@@ -106,7 +106,7 @@ test: check image test-tools reproducible ## Everything CI runs: check, reproduc
 	cargo test --locked -p qemu-tests --features vm-tests -- --test-threads=2
 
 .PHONY: bench
-bench: image ## Boot timings, sizes and memory: printed and written to build/bench.json
+bench: image test-tools ## Boot timings, sizes, memory and the SSD-cache table: printed and written to build/bench.json
 	cargo run --release --locked -p qemu-tests --bin bench -- --image-dir $(IMAGE_DIR) --out build/bench.json
 
 .PHONY: flash
