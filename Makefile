@@ -41,12 +41,13 @@ image: binaries ## Build build/image/{vmlinuz,initramfs.img,cairn.img}
 		--console $(RELEASE_DIR)/cairn-console --cairnctl $(RELEASE_DIR)/cairnctl \
 		--out $(IMAGE_DIR)
 
-# Tools for the test peer VM only (never in the appliance image): binaries named here, from
-# the packages of image-builder/packages-test.lock, with their libraries.
-TEST_TOOLS := dnsmasq
+# Tools for tests only (never in the appliance image): binaries named here, from the
+# packages of image-builder/packages-test.lock, with their libraries. dnsmasq: the peer VM's
+# DHCP server; fio: make bench's SSD-cache table, in the appliance booted with the archive.
+TEST_TOOLS := dnsmasq fio
 
 .PHONY: test-tools
-test-tools: deps ## Build build/image/test-tools.cpio: the test peer's Debian tools (dnsmasq)
+test-tools: deps ## Build build/image/test-tools.cpio: the tests' Debian tools (dnsmasq, fio)
 	cargo run --release --locked -p image-builder -- test-tools \
 		$(foreach tool,$(TEST_TOOLS),--tool $(tool)) --out $(IMAGE_DIR)/test-tools.cpio
 
@@ -105,7 +106,7 @@ test: check image test-tools reproducible ## Everything CI runs: check, reproduc
 	cargo test --locked -p qemu-tests --features vm-tests -- --test-threads=2
 
 .PHONY: bench
-bench: image ## Boot timings, sizes and memory: printed and written to build/bench.json
+bench: image test-tools ## Boot timings, sizes, memory and the SSD-cache table: printed and written to build/bench.json
 	cargo run --release --locked -p qemu-tests --bin bench -- --image-dir $(IMAGE_DIR) --out build/bench.json
 
 .PHONY: flash

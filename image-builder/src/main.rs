@@ -40,7 +40,7 @@ enum Command {
     },
     /// Builds vmlinuz, initramfs.img, cairn.img and manifest.json.
     Build(Box<BuildArgs>),
-    /// Writes the test peer's tool archive (newc) from the test packages' lock: the tools
+    /// Writes the test tool archive (newc) from the test packages' lock: the tools
     /// named and their libraries. Never part of the appliance image.
     TestTools {
         /// Default: image-builder/packages-test.lock.

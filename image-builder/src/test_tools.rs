@@ -1,6 +1,7 @@
-//! `image-builder test-tools`: Debian tools for the test peer VM, never for the appliance,
-//! as an uncompressed newc archive the peer appends to its initramfs (the kernel unpacks
-//! concatenated archives in order, later files over earlier ones).
+//! `image-builder test-tools`: Debian tools for tests, never for the appliance image, as an
+//! uncompressed newc archive the test peer VM (dnsmasq) or the bench's appliance (fio)
+//! appends to its initramfs (the kernel unpacks concatenated archives in order, later
+//! files over earlier ones).
 //!
 //! The packages come from their own lock (`image-builder/packages-test.lock`, resolved from
 //! `packages-test.toml` by the same `lock` command), are fetched and hash-checked like the

@@ -380,7 +380,22 @@ impl Appliance {
     /// Runs `command` in the appliance's shell and returns its output; a non-zero exit
     /// status is an error carrying that output.
     pub fn shell(&mut self, command: &str) -> Result<String, ApplianceError> {
-        let result = self.shell_status(command)?;
+        self.shell_within(command, timeouts::console())
+    }
+
+    /// Runs `command` in the appliance's shell and returns its status and output.
+    pub fn shell_status(&mut self, command: &str) -> Result<ShellOutput, ApplianceError> {
+        self.shell_status_within(command, timeouts::console())
+    }
+
+    /// [`Appliance::shell`] for a command that runs longer than a console round trip
+    /// (a benchmark job): its output within `timeout`, a non-zero status an error.
+    pub fn shell_within(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<String, ApplianceError> {
+        let result = self.shell_status_within(command, timeout)?;
         if result.status == 0 {
             Ok(result.output)
         } else {
@@ -392,13 +407,16 @@ impl Appliance {
         }
     }
 
-    /// Runs `command` in the appliance's shell and returns its status and output.
-    pub fn shell_status(&mut self, command: &str) -> Result<ShellOutput, ApplianceError> {
+    fn shell_status_within(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ShellOutput, ApplianceError> {
         if command.contains('\n') {
             return Err(ApplianceError::MultiLine(command.to_owned()));
         }
         self.enter_shell()?;
-        self.run_marked(command, timeouts::console())
+        self.run_marked(command, timeout)
     }
 
     fn enter_shell(&mut self) -> Result<(), ApplianceError> {

@@ -13,7 +13,7 @@ pub const IMAGE_DIR_ENV: &str = "CAIRN_IMAGE_DIR";
 pub const KERNEL_FILE: &str = "vmlinuz";
 pub const INITRAMFS_FILE: &str = "initramfs.img";
 pub const DISK_FILE: &str = "cairn.img";
-/// The test peer's Debian tools (`make test-tools`); not part of the appliance.
+/// The tests' Debian tools (`make test-tools`: dnsmasq, fio); not part of the appliance.
 pub const TEST_TOOLS_FILE: &str = "test-tools.cpio";
 
 #[derive(Debug, Error)]
@@ -24,7 +24,7 @@ pub enum ImageError {
     )]
     Missing { dir: PathBuf, missing: String },
     #[error(
-        "The test peer's tool archive {path} is missing. Run `make test-tools` (`make test` does)"
+        "The test tool archive {path} is missing. Run `make test-tools` (`make test` and `make bench` do)"
     )]
     MissingTestTools { path: PathBuf },
 }
@@ -45,7 +45,7 @@ pub struct Image {
 }
 
 impl Image {
-    /// The test peer's tool archive beside the image (dnsmasq, …); an error, not a skip,
+    /// The test tool archive beside the image (dnsmasq, fio); an error, not a skip,
     /// when it was not built.
     pub fn test_tools(&self) -> Result<PathBuf, ImageError> {
         let path = self.dir.join(TEST_TOOLS_FILE);

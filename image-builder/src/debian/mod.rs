@@ -67,7 +67,7 @@ pub fn lock_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packages.lock")
 }
 
-/// `image-builder/packages-test.lock`: the test peer's packages (`image-builder test-tools`).
+/// `image-builder/packages-test.lock`: the tests' packages (`image-builder test-tools`).
 pub fn test_lock_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packages-test.lock")
 }

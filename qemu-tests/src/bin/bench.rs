@@ -17,9 +17,14 @@
 //! requests in a row times 10 ms), and one TCP stream's throughput through the 802.3ad
 //! bond with both cables and with one. Here the appliance and the peer do run at once —
 //! a link has two ends — so the throughput is the two TCG guests' CPU, not a NIC's.
+//!
+//! Last, the white paper's SSD-cache table (`bench/ssd_cache.rs`, `--ssd-cache-runs`): fio
+//! from the test-only archive on an HDD volume without and with a read-write SSD cache.
 
 #[path = "bench/guests.rs"]
 mod guests;
+#[path = "bench/ssd_cache.rs"]
+mod ssd_cache;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +62,10 @@ struct Args {
     /// when the image has cloud-hypervisor.
     #[arg(long, default_value_t = 3)]
     guest_runs: u32,
+    /// Rounds of the four fio jobs on the HDD volume, each way (without and with the
+    /// SSD cache); 0 leaves the SSD-cache table out. Needs `make test-tools` (fio).
+    #[arg(long, default_value_t = 3)]
+    ssd_cache_runs: u32,
 }
 
 /// `cairnctl status` calls timed per boot.
@@ -95,6 +104,8 @@ enum BenchError {
     },
     #[error("The guest measurements failed: {0}")]
     Guest(String),
+    #[error("The SSD-cache measurements failed")]
+    SsdCache(#[from] ssd_cache::SsdCacheError),
     #[error("Cannot encode the report")]
     Json(#[from] serde_json::Error),
 }
@@ -126,6 +137,9 @@ struct Report {
     /// Every cable pull: mode, the port pulled and the gap (802.3ad gaps depend on the
     /// port, so the median alone hides a pattern).
     link_pulls: Vec<PullRecord>,
+    /// The white paper's SSD-cache table, measured; absent with `--ssd-cache-runs 0`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssd_cache: Option<ssd_cache::SsdCacheReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -258,6 +272,11 @@ fn run(args: &Args) -> Result<(), BenchError> {
             }
         }
     }
+    let ssd_cache = if args.ssd_cache_runs > 0 {
+        Some(ssd_cache::measure(&image, args.ssd_cache_runs)?)
+    } else {
+        None
+    };
     let sizes_bytes = BTreeMap::from([
         ("vmlinuz", file_size(&image.kernel)?),
         ("initramfs.img", file_size(&image.initramfs)?),
@@ -278,6 +297,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
     for (name, bytes) in &sizes_bytes {
         println!("{name:<30} {bytes:>10} bytes");
     }
+    if let Some(table) = &ssd_cache {
+        ssd_cache::print(table);
+    }
 
     let report = Report {
         board: args.board.clone(),
@@ -287,6 +309,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         metrics,
         sizes_bytes,
         link_pulls,
+        ssd_cache,
     };
     let output = args
         .output
@@ -449,6 +472,7 @@ mod tests {
         assert_eq!(args.runs, 5);
         assert_eq!(args.board, "qemu-x86_64");
         assert_eq!(args.link_pulls, 5);
+        assert_eq!(args.ssd_cache_runs, 3);
         assert!(Args::try_parse_from(["bench", "--runs", "0"]).is_err());
         let args = Args::try_parse_from(["bench", "--image-dir", "build/image", "--out", "b.json"])
             .expect("the Makefile's arguments");
