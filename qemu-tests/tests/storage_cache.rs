@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use qemu_tests::cli_output::json_output;
 use qemu_tests::{Appliance, BayDrive, Image, Launch, timeouts};
-use storage_fixture::{bay_drives, by_id, check_data, clean_scrub, refused_document, write_lines};
+use storage_fixture::{
+    bay_drives, by_id, check_data, clean_scrub, read_only_cache, refused_document, tank,
+    write_lines,
+};
 
 const BOARD: &str = "qemu-x86_64";
 const DRIVE_MIB: u64 = 1024;
@@ -37,27 +40,8 @@ fn launch(name: &str) -> Launch {
     Launch::direct_kernel(name, BOARD).bays(bays())
 }
 
-/// The raid1 volume over the two HDDs, with `cache` (a TOML inline table) or none.
-fn tank(cache: Option<&str>) -> Vec<String> {
-    let mut doc = vec![
-        "version = 1".into(),
-        "[[storage.volumes]]".into(),
-        "name = \"tank\"".into(),
-        format!("drives = [\"{}\", \"{}\"]", by_id("HDD1"), by_id("HDD2")),
-        "data_profile = \"raid1\"".into(),
-        "metadata_profile = \"raid1\"".into(),
-    ];
-    if let Some(cache) = cache {
-        doc.push(format!("cache = {cache}"));
-    }
-    doc
-}
-
 fn read_only() -> String {
-    format!(
-        "{{ mode = \"read-only\", drives = [\"{}\"] }}",
-        by_id("SSD1")
-    )
+    read_only_cache("SSD1")
 }
 
 fn read_write() -> String {

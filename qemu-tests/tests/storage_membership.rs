@@ -15,7 +15,8 @@ use anyhow::{Context, Result, ensure};
 use qemu_tests::cli_output::json_output;
 use qemu_tests::{Appliance, Image, Launch, timeouts};
 use storage_fixture::{
-    bay_drives, by_id, check_data, clean_scrub, first_volume, refused, write_lines,
+    bay_drives, by_id, check_data, clean_scrub, first_volume, read_only_cache, refused, tank,
+    write_lines,
 };
 
 const BOARD: &str = "qemu-x86_64";
@@ -84,18 +85,7 @@ fn volume_takes_a_drive_and_lets_one_go_online() -> Result<()> {
     write_lines(
         &mut app,
         "/tmp/tank.toml",
-        &[
-            "version = 1".into(),
-            "[[storage.volumes]]".into(),
-            "name = \"tank\"".into(),
-            format!("drives = [\"{}\", \"{}\"]", by_id("HDD1"), by_id("HDD2")),
-            "data_profile = \"raid1\"".into(),
-            "metadata_profile = \"raid1\"".into(),
-            format!(
-                "cache = {{ mode = \"read-only\", drives = [\"{}\"] }}",
-                by_id("SSD1")
-            ),
-        ],
+        &tank(Some(&read_only_cache("SSD1"))),
     )?;
     app.shell("cairnctl config apply /tmp/tank.toml")?;
     app.shell(&format!("dd if=/dev/urandom of=/volume1/data bs=1M count={DATA_MIB} 2>/dev/null && cd /volume1 && sha256sum data > data.sha256 && sync"))?;

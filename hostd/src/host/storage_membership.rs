@@ -2,7 +2,7 @@
 //! against the committed document and the drives before the job runs, and the document
 //! committed again afterwards so that it names the drives the volume has.
 
-use super::storage_ops::new_drive;
+use super::storage_ops::{member_layer, new_drive};
 use super::{Core, system_error};
 use crate::api::HostError;
 use crate::reconcile::System;
@@ -22,11 +22,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
             .volume(volume)
             .ok_or_else(|| HostError::System(format!("No drive of volume {volume} is present")))?;
         let drive = new_drive(&observed, new)?;
-        let bcache = fs
-            .members
-            .values()
-            .any(|d| d.btrfs().is_some_and(|m| m.bcache));
-        let cache = observed.volume_cache(&fs).map(|c| (c.set_uuid, c.mode));
+        let (bcache, cache) = member_layer(&observed, &fs);
         Ok(Addition {
             volume: volume.to_string(),
             mount_point: path.display().to_string(),

@@ -9,7 +9,7 @@ use crate::api::HostError;
 use crate::reconcile::System;
 use crate::state::{DrivePath, ObjectName, Volume};
 use crate::storage::maintenance::Replacement;
-use crate::storage::observe::{Drive, StorageObserved};
+use crate::storage::observe::{Drive, Filesystem as ObservedFilesystem, StorageObserved};
 use crate::storage::plan::{describe, mount_point};
 use crate::storage::signature::Contents;
 use crate::store::Filesystem;
@@ -110,11 +110,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 })?
         };
         let drive = new_drive(&observed, new)?;
-        let bcache = fs
-            .members
-            .values()
-            .any(|d| d.btrfs().is_some_and(|m| m.bcache));
-        let cache = observed.volume_cache(&fs).map(|c| (c.set_uuid, c.mode));
+        let (bcache, cache) = member_layer(&observed, &fs);
         Ok(Replacement {
             bcache,
             cache,
@@ -157,6 +153,22 @@ impl<S: System, F: Filesystem> Core<S, F> {
             }
         })
     }
+}
+
+/// What a drive joining volume `fs` goes under: bcache when the members are on it, and the
+/// cache set and bcache mode they are attached to, if any.
+pub(super) fn member_layer(
+    observed: &StorageObserved,
+    fs: &ObservedFilesystem<'_>,
+) -> (bool, Option<(String, String)>) {
+    let bcache = fs
+        .members
+        .values()
+        .any(|d| d.btrfs().is_some_and(|m| m.bcache));
+    (
+        bcache,
+        observed.volume_cache(fs).map(|c| (c.set_uuid, c.mode)),
+    )
 }
 
 /// The blank drive `new` that is to join a volume: on the box, not the boot device, blank.

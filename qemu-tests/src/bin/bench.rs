@@ -21,6 +21,10 @@
 //! Last, the white paper's SSD-cache table (`bench/ssd_cache.rs`, `--ssd-cache-runs`): fio
 //! from the test-only archive on an HDD volume without and with a read-write SSD cache.
 
+#[path = "bench/block_io.rs"]
+mod block_io;
+#[path = "bench/fio.rs"]
+mod fio;
 #[path = "bench/guests.rs"]
 mod guests;
 #[path = "bench/ssd_cache.rs"]

@@ -26,6 +26,30 @@ pub fn by_id(serial: &str) -> String {
     format!("/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_{serial}")
 }
 
+/// A raid1 volume `tank` over HDD1 and HDD2, with `cache` (a TOML inline table) or none.
+pub fn tank(cache: Option<&str>) -> Vec<String> {
+    let mut doc = vec![
+        "version = 1".into(),
+        "[[storage.volumes]]".into(),
+        "name = \"tank\"".into(),
+        format!("drives = [\"{}\", \"{}\"]", by_id("HDD1"), by_id("HDD2")),
+        "data_profile = \"raid1\"".into(),
+        "metadata_profile = \"raid1\"".into(),
+    ];
+    if let Some(cache) = cache {
+        doc.push(format!("cache = {cache}"));
+    }
+    doc
+}
+
+/// A read-only cache on the SSD with this serial, as a TOML inline table.
+pub fn read_only_cache(serial: &str) -> String {
+    format!(
+        "{{ mode = \"read-only\", drives = [\"{}\"] }}",
+        by_id(serial)
+    )
+}
+
 /// Writes `lines` to `path` in the appliance (one shell line: the console takes no
 /// multi-line commands).
 pub fn write_lines(app: &mut Appliance, path: &str, lines: &[String]) -> Result<()> {

@@ -37,12 +37,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use qemu_tests::cli_output::json_output;
 use qemu_tests::image::ImageError;
 use qemu_tests::stats::Summary;
 use qemu_tests::{Appliance, ApplianceError, BayDrive, Image, Launch, timeouts};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use thiserror::Error;
+
+use crate::block_io::{IO_COMMAND, LayerIo};
+use crate::fio::{FioError, Workload, parse_fio};
 
 const BOARD: &str = "qemu-x86_64";
 /// Each HDD: room for the Btrfs raid1 volume's test file and its metadata.
@@ -89,225 +91,6 @@ pub enum SsdCacheError {
     #[error("The cache's mirror did not finish its initial resync within {0:?}")]
     Resync(Duration),
 }
-
-#[derive(Debug, Error)]
-pub enum FioError {
-    #[error("No JSON object in fio's output: {0:?}")]
-    NoJson(String),
-    #[error("fio's JSON does not have the expected shape")]
-    Shape(#[from] serde_json::Error),
-    #[error("fio ran {0} jobs, expected one")]
-    JobCount(usize),
-    #[error("fio's job failed with error {0}")]
-    JobFailed(i64),
-}
-
-/// The four rows of the white paper's table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Workload {
-    /// First in each round: it lays the file out afresh at HDD speed (a sequential write
-    /// bypasses bcache), so every round starts from the same state.
-    SeqWrite64k,
-    SeqRead64k,
-    RandRead4k,
-    RandWrite4k,
-}
-
-impl Workload {
-    const ROUND: [Workload; 4] = [
-        Workload::SeqWrite64k,
-        Workload::SeqRead64k,
-        Workload::RandRead4k,
-        Workload::RandWrite4k,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Workload::SeqRead64k => "seq_read_64k",
-            Workload::SeqWrite64k => "seq_write_64k",
-            Workload::RandRead4k => "rand_read_4k",
-            Workload::RandWrite4k => "rand_write_4k",
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Workload::SeqRead64k => "sequential 64K read",
-            Workload::SeqWrite64k => "sequential 64K write",
-            Workload::RandRead4k => "random 4K read",
-            Workload::RandWrite4k => "random 4K write",
-        }
-    }
-
-    fn fio_args(self) -> &'static str {
-        match self {
-            Workload::SeqRead64k => "--rw=read --bs=64k",
-            Workload::SeqWrite64k => "--rw=write --bs=64k",
-            Workload::RandRead4k => "--rw=randread --bs=4k",
-            Workload::RandWrite4k => "--rw=randwrite --bs=4k",
-        }
-    }
-
-    fn unit(self) -> &'static str {
-        match self {
-            Workload::SeqRead64k | Workload::SeqWrite64k => "MB/s",
-            Workload::RandRead4k | Workload::RandWrite4k => "IOPS",
-        }
-    }
-
-    /// The white paper's DS918+ figures: HDD, then HDD + SSD cache.
-    fn white_paper(self) -> (f64, f64) {
-        match self {
-            Workload::SeqRead64k => (381.23, 399.86),
-            Workload::SeqWrite64k => (216.19, 220.8),
-            Workload::RandRead4k => (739.46, 973.73),
-            Workload::RandWrite4k => (412.92, 11307.89),
-        }
-    }
-
-    /// The job's figure: MB/s (10^6 bytes, as the white paper) or IOPS.
-    fn figure(self, job: &FioJob) -> f64 {
-        match self {
-            Workload::SeqRead64k => job.read.bw_bytes / 1e6,
-            Workload::SeqWrite64k => job.write.bw_bytes / 1e6,
-            Workload::RandRead4k => job.read.iops,
-            Workload::RandWrite4k => job.write.iops,
-        }
-    }
-}
-
-/// The part of fio's `--output-format=json` the bench reads (fio prints far more).
-#[derive(Debug, Deserialize)]
-struct FioOutput {
-    #[serde(rename = "fio version")]
-    version: String,
-    jobs: Vec<FioJob>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FioJob {
-    error: i64,
-    read: FioDirection,
-    write: FioDirection,
-}
-
-#[derive(Debug, Deserialize)]
-struct FioDirection {
-    /// Bytes per second (fio's `bw` is KiB/s).
-    bw_bytes: f64,
-    iops: f64,
-}
-
-/// fio's version and the one job's figure for `workload`.
-fn parse_fio(output: &str, workload: Workload) -> Result<(String, f64), FioError> {
-    let value = json_output(output).map_err(|e| FioError::NoJson(e.output))?;
-    let report: FioOutput = serde_json::from_value(value)?;
-    let [job] = report.jobs.as_slice() else {
-        return Err(FioError::JobCount(report.jobs.len()));
-    };
-    if job.error != 0 {
-        return Err(FioError::JobFailed(job.error));
-    }
-    Ok((report.version, workload.figure(job)))
-}
-
-/// What one layer of the stack did, from the kernel's `/sys/block/<dev>/stat`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct DeviceIo {
-    pub read_requests: u64,
-    pub read_mib: f64,
-    pub write_requests: u64,
-    pub write_mib: f64,
-}
-
-/// Where a job's I/O went: the HDDs (the volume's bcache backing devices, summed) and the
-/// cache device (the SSDs' md mirror). bcache's own hit counters count reads only, and
-/// only every 5 s; these say where writes landed too.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct LayerIo {
-    pub hdds: DeviceIo,
-    pub cache: DeviceIo,
-}
-
-impl DeviceIo {
-    /// `/sys/block/<dev>/stat`: reads completed, merged, sectors, ms; writes completed,
-    /// merged, sectors, ms; … (Documentation/block/stat.rst; sectors of 512 bytes).
-    fn parse_stat(fields: &str) -> Option<Self> {
-        let values: Vec<u64> = fields
-            .split_whitespace()
-            .take(7)
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .ok()?;
-        let [reads, _, read_sectors, _, writes, _, write_sectors] = values.as_slice() else {
-            return None;
-        };
-        Some(Self {
-            read_requests: *reads,
-            read_mib: *read_sectors as f64 * 512.0 / MIB,
-            write_requests: *writes,
-            write_mib: *write_sectors as f64 * 512.0 / MIB,
-        })
-    }
-
-    fn add(&mut self, other: Self) {
-        self.read_requests += other.read_requests;
-        self.read_mib += other.read_mib;
-        self.write_requests += other.write_requests;
-        self.write_mib += other.write_mib;
-    }
-
-    fn since(self, before: Self) -> Self {
-        Self {
-            read_requests: self.read_requests.saturating_sub(before.read_requests),
-            read_mib: self.read_mib - before.read_mib,
-            write_requests: self.write_requests.saturating_sub(before.write_requests),
-            write_mib: self.write_mib - before.write_mib,
-        }
-    }
-}
-
-const MIB: f64 = 1024.0 * 1024.0;
-
-impl LayerIo {
-    /// `IO hdd <stat fields>` and `IO cache <stat fields>` lines (see [`IO_COMMAND`]).
-    fn parse(text: &str) -> Option<Self> {
-        let mut io = Self::default();
-        let mut seen_hdd = false;
-        for line in text.lines() {
-            let Some(at) = line.find("IO ") else {
-                continue;
-            };
-            let (layer, fields) = line[at + "IO ".len()..].split_once(' ')?;
-            let device = DeviceIo::parse_stat(fields)?;
-            match layer {
-                "hdd" => {
-                    seen_hdd = true;
-                    io.hdds.add(device);
-                }
-                "cache" => io.cache.add(device),
-                _ => return None,
-            }
-        }
-        seen_hdd.then_some(io)
-    }
-
-    fn since(self, before: Self) -> Self {
-        Self {
-            hdds: self.hdds.since(before.hdds),
-            cache: self.cache.since(before.cache),
-        }
-    }
-
-    fn add(&mut self, other: Self) {
-        self.hdds.add(other.hdds);
-        self.cache.add(other.cache);
-    }
-}
-
-/// The block statistics of the backing devices (those with a `cache_mode`) and of the md
-/// array under the cache (none before the cache is attached).
-const IO_COMMAND: &str = "for d in /sys/block/sd*; do if [ -e $d/bcache/cache_mode ]; then echo \"IO hdd $(cat $d/stat)\"; fi; done; for d in /sys/block/md*; do if [ -e $d/md ]; then echo \"IO cache $(cat $d/stat)\"; fi; done; true";
 
 /// The white paper's two figures for a row, and its ratio.
 #[derive(Debug, Serialize)]
@@ -484,23 +267,7 @@ fn measure_on(
         job_timeout,
     )?;
 
-    let mut version = String::new();
-    let mut without: BTreeMap<Workload, Series> = BTreeMap::new();
-    for run in 1..=runs {
-        for workload in Workload::ROUND {
-            let (v, figure, io) = run_job(app, workload, job_timeout)?;
-            version = v;
-            eprintln!(
-                "ssd cache: no cache, run {run}/{runs}: {} {figure:.1} {}; {}",
-                workload.label(),
-                workload.unit(),
-                describe(&io)
-            );
-            let series = without.entry(workload).or_default();
-            series.figures.push(figure);
-            series.io.add(io);
-        }
-    }
+    let (version, without) = measure_series(app, "no cache", runs, job_timeout)?;
 
     run_step(
         app,
@@ -515,21 +282,7 @@ fn measure_on(
         "ssd cache: cache attached; its mirror resynced in {mirror_resync_s:.1} s; bcache: {bcache_settings:?}"
     );
 
-    let mut with: BTreeMap<Workload, Series> = BTreeMap::new();
-    for run in 1..=runs {
-        for workload in Workload::ROUND {
-            let (_, figure, io) = run_job(app, workload, job_timeout)?;
-            eprintln!(
-                "ssd cache: read-write cache, run {run}/{runs}: {} {figure:.1} {}; {}",
-                workload.label(),
-                workload.unit(),
-                describe(&io)
-            );
-            let series = with.entry(workload).or_default();
-            series.figures.push(figure);
-            series.io.add(io);
-        }
-    }
+    let (_, with) = measure_series(app, "read-write cache", runs, job_timeout)?;
 
     run_step(
         app,
@@ -583,6 +336,34 @@ fn measure_on(
         rows,
         wall_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Every workload `runs` times over, on the volume as it is now (`label` says how); returns
+/// fio's version and each workload's figures and I/O.
+fn measure_series(
+    app: &mut Appliance,
+    label: &str,
+    runs: u32,
+    job_timeout: Duration,
+) -> Result<(String, BTreeMap<Workload, Series>), SsdCacheError> {
+    let mut version = String::new();
+    let mut series: BTreeMap<Workload, Series> = BTreeMap::new();
+    for run in 1..=runs {
+        for workload in Workload::ROUND {
+            let (v, figure, io) = run_job(app, workload, job_timeout)?;
+            version = v;
+            eprintln!(
+                "ssd cache: {label}, run {run}/{runs}: {} {figure:.1} {}; {}",
+                workload.label(),
+                workload.unit(),
+                describe(&io)
+            );
+            let entry = series.entry(workload).or_default();
+            entry.figures.push(figure);
+            entry.io.add(io);
+        }
+    }
+    Ok((version, series))
 }
 
 fn row(
@@ -736,74 +517,6 @@ pub fn print(report: &SsdCacheReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// fio 3.39's JSON for one job, cut down to the fields around the ones read.
-    const FIO_RANDWRITE: &str = r#"{  "fio version" : "fio-3.39",  "timestamp" : 1764880000,  "jobs" : [    {      "jobname" : "rand_write_4k",      "groupid" : 0,      "error" : 0,      "read" : {        "io_bytes" : 0,        "bw_bytes" : 0,        "iops" : 0.000000      },      "write" : {        "io_bytes" : 123456789,        "bw_bytes" : 8230452,        "iops" : 2009.387755      }    }  ]}"#;
-
-    #[test]
-    fn fio_json_gives_the_workloads_figure() {
-        let output = format!("[  12.3] a kernel line\n{FIO_RANDWRITE}\n");
-        let (version, iops) = parse_fio(&output, Workload::RandWrite4k).expect("parses");
-        assert_eq!(version, "fio-3.39");
-        assert!((iops - 2009.387755).abs() < 1e-9);
-        let (_, mb_s) = parse_fio(&output, Workload::SeqWrite64k).expect("parses");
-        assert!((mb_s - 8.230452).abs() < 1e-9);
-    }
-
-    #[test]
-    fn fio_failures_are_errors() {
-        assert!(matches!(
-            parse_fio("fio: pid=0, err=5/file:io_u.c", Workload::RandRead4k),
-            Err(FioError::NoJson(_))
-        ));
-        let failed = FIO_RANDWRITE.replace("\"error\" : 0", "\"error\" : 5");
-        assert!(matches!(
-            parse_fio(&failed, Workload::RandWrite4k),
-            Err(FioError::JobFailed(5))
-        ));
-        assert!(matches!(
-            parse_fio(
-                r#"{"fio version": "fio-3.39", "jobs": []}"#,
-                Workload::RandWrite4k
-            ),
-            Err(FioError::JobCount(0))
-        ));
-        assert!(matches!(
-            parse_fio(r#"{"jobs": 1}"#, Workload::RandWrite4k),
-            Err(FioError::Shape(_))
-        ));
-    }
-
-    #[test]
-    fn block_statistics_per_layer() {
-        // Two backing HDDs and the md mirror, as /sys/block/*/stat prints them (11 to 17
-        // fields; the first seven are read).
-        let before = LayerIo::parse(
-            "IO hdd     104        0    14504      100      375        0   536160     900 0 0 0\n\
-             IO hdd 122 0 15072 10 391 0 536672 9 0 0 0\n\
-             IO cache 110 0 15192 1 416 0 22164 2 0 0 0\n",
-        )
-        .expect("three devices");
-        assert_eq!(before.hdds.read_requests, 226);
-        assert_eq!(before.hdds.write_requests, 766);
-        assert!((before.hdds.read_mib - (14504.0 + 15072.0) * 512.0 / MIB).abs() < 1e-9);
-        let after = LayerIo::parse(
-            "\u{1b}[0mIO hdd 104 0 14504 100 2454 0 552792 900 0 0 0\n\
-             IO hdd 122 0 15072 10 2470 0 553304 9 0 0 0\n\
-             IO cache 110 0 15192 1 2618 0 42033 2 0 0 0\n",
-        )
-        .expect("three devices");
-        let during = after.since(before);
-        assert_eq!(during.hdds.write_requests, 4158);
-        assert_eq!(during.cache.write_requests, 2202);
-        assert!((during.cache.write_mib - 19869.0 * 512.0 / MIB).abs() < 1e-9);
-        // Before the cache is attached there is no md array: the cache layer stays zero.
-        let no_cache = LayerIo::parse("IO hdd 1 0 8 0 2 0 16 0 0 0 0").expect("one HDD");
-        assert_eq!(no_cache.cache, DeviceIo::default());
-        assert_eq!(LayerIo::parse("IO cache 1 0 8 0 2 0 16 0 0 0 0"), None);
-        assert_eq!(LayerIo::parse("IO hdd 1 0 8"), None);
-        assert_eq!(LayerIo::parse("IO disk 1 0 8 0 2 0 16 0 0 0 0"), None);
-    }
 
     #[test]
     fn bcache_settings_from_the_shell() {
