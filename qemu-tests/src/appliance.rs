@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use thiserror::Error;
 
-use crate::builder::{Accel, BuildError, Disk, NetBackend, Nic, QemuBuilder, ScsiDrive};
+use crate::builder::{Accel, BuildError, Disk, NetBackend, Nic, NvmeDrive, QemuBuilder, ScsiDrive};
 use crate::console::{Console, ConsoleError};
 use crate::contract::{self, ContractError, Ready};
 use crate::fscheck::{self, ConfigFs, FsCheckError};
@@ -99,10 +99,26 @@ pub struct Launch {
     nics: Option<Vec<Nic>>,
     /// Blank drives in the board's bays.
     bays: Vec<BayDrive>,
+    /// Blank NVMe SSDs in the board's M.2 slots.
+    m2: Vec<M2Drive>,
     /// Extra newc archives unpacked over the appliance's root (direct-kernel boots only):
     /// test files such as a guest's kernel and initramfs.
     archives: Vec<PathBuf>,
 }
+
+/// A blank NVMe SSD the harness creates and puts in M.2 slot `slot` (1 or 2: the
+/// qemu-x86_64 board's `m2-1` and `m2-2`, PCI slots 10 and 11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct M2Drive {
+    /// The QEMU device id and the file's stem.
+    pub id: String,
+    pub slot: u8,
+    pub serial: String,
+    pub size_mib: u64,
+}
+
+/// PCI slot of the qemu-x86_64 board's first M.2 slot (`m2-1`); `m2-2` is the next.
+const FIRST_M2_PCI_SLOT: u8 = 10;
 
 /// A blank drive the harness creates in the VM's scratch directory and puts in a bay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +147,7 @@ impl Launch {
             memory_mib: None,
             nics: None,
             bays: Vec::new(),
+            m2: Vec::new(),
             archives: Vec::new(),
         }
     }
@@ -143,6 +160,7 @@ impl Launch {
             memory_mib: None,
             nics: None,
             bays: Vec::new(),
+            m2: Vec::new(),
             archives: Vec::new(),
         }
     }
@@ -158,6 +176,12 @@ impl Launch {
     /// Blank drives in these bays (SCSI targets of the controller at PCI slot 5).
     pub fn bays(mut self, bays: Vec<BayDrive>) -> Self {
         self.bays = bays;
+        self
+    }
+
+    /// Blank NVMe SSDs in these M.2 slots.
+    pub fn m2(mut self, drives: Vec<M2Drive>) -> Self {
+        self.m2 = drives;
         self
     }
 
@@ -270,6 +294,19 @@ impl Appliance {
                 bay: bay.bay,
                 serial: bay.serial.clone(),
                 hdd: bay.hdd,
+            });
+        }
+        for drive in &launch.m2 {
+            let file = format!("{}.qcow2", drive.id);
+            let path = match previous {
+                Some(previous) => dir.copy_in(&previous.join(&file), &file)?,
+                None => dir.blank_drive(&file, drive.size_mib)?,
+            };
+            builder = builder.nvme_drive(NvmeDrive {
+                id: drive.id.clone(),
+                path,
+                pci_slot: FIRST_M2_PCI_SLOT + drive.slot.saturating_sub(1),
+                serial: drive.serial.clone(),
             });
         }
         builder = match &launch.boot {

@@ -193,6 +193,16 @@ pub struct ScsiDrive {
     pub hdd: bool,
 }
 
+/// An NVMe SSD in one of the board's M.2 slots: an `nvme` controller on the root bus at PCI
+/// slot `pci_slot` (10 and 11 on the qemu-x86_64 board), namespace 1, unthrottled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NvmeDrive {
+    pub id: String,
+    pub path: PathBuf,
+    pub pci_slot: u8,
+    pub serial: String,
+}
+
 /// Where a NIC's packets go on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetBackend {
@@ -256,6 +266,7 @@ pub struct QemuBuilder {
     boot: Option<Boot>,
     disks: Vec<Disk>,
     scsi_drives: Vec<ScsiDrive>,
+    nvme_drives: Vec<NvmeDrive>,
     nics: Vec<Nic>,
     serial: Option<(PathBuf, PathBuf)>,
     qmp: Option<PathBuf>,
@@ -283,6 +294,7 @@ impl QemuBuilder {
             boot: None,
             disks: Vec::new(),
             scsi_drives: Vec::new(),
+            nvme_drives: Vec::new(),
             nics: Vec::new(),
             serial: None,
             qmp: None,
@@ -350,6 +362,11 @@ impl QemuBuilder {
 
     pub fn scsi_drive(mut self, drive: ScsiDrive) -> Self {
         self.scsi_drives.push(drive);
+        self
+    }
+
+    pub fn nvme_drive(mut self, drive: NvmeDrive) -> Self {
+        self.nvme_drives.push(drive);
         self
     }
 
@@ -482,6 +499,21 @@ impl QemuBuilder {
                 drive.id,
                 escape(&drive.serial),
                 if drive.hdd { 7200 } else { 1 }
+            );
+            push(&["-drive", &backend, "-device", &device]);
+        }
+        for drive in &self.nvme_drives {
+            let backend = format!(
+                "if=none,id=drive-{},format=qcow2,file={}",
+                drive.id,
+                escape(utf8(&drive.path)?)
+            );
+            let device = format!(
+                "nvme,bus=pcie.0,addr={:#x},drive=drive-{},id={},serial={}",
+                drive.pci_slot,
+                drive.id,
+                drive.id,
+                escape(&drive.serial)
             );
             push(&["-drive", &backend, "-device", &device]);
         }
@@ -692,6 +724,25 @@ mod tests {
         assert!(args.contains(&"virtio-blk-pci,drive=drive-d,id=d,serial=S1".to_owned()));
         // -append is its own argument, not an option list: no escaping there.
         assert!(args.contains(&"a,b".to_owned()));
+    }
+
+    #[test]
+    fn an_m2_drive_is_an_nvme_controller_at_its_pci_slot() {
+        let builder = QemuBuilder::new().nvme_drive(NvmeDrive {
+            id: "ssd1".into(),
+            path: "/t/ssd1.qcow2".into(),
+            pci_slot: 10,
+            serial: "SSD1".into(),
+        });
+        let args = rendered(&builder);
+        let at = args
+            .iter()
+            .position(|a| a == "if=none,id=drive-ssd1,format=qcow2,file=/t/ssd1.qcow2")
+            .expect("the drive's backend");
+        assert_eq!(
+            args[at + 2],
+            "nvme,bus=pcie.0,addr=0xa,drive=drive-ssd1,id=ssd1,serial=SSD1"
+        );
     }
 
     #[test]

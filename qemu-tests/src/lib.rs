@@ -41,8 +41,8 @@ pub mod vm;
 pub mod wired;
 pub mod workdir;
 
-pub use appliance::{Appliance, ApplianceError, BayDrive, BootMode, Launch, ShellOutput};
-pub use builder::{Accel, Disk, NetBackend, Nic, QemuBuilder, ScsiDrive};
+pub use appliance::{Appliance, ApplianceError, BayDrive, BootMode, Launch, M2Drive, ShellOutput};
+pub use builder::{Accel, Disk, NetBackend, Nic, NvmeDrive, QemuBuilder, ScsiDrive};
 pub use console::{Console, ConsoleError, Match, Pattern};
 pub use contract::Ready;
 pub use image::Image;

@@ -41,7 +41,7 @@ fn launch(name: &str) -> Launch {
 }
 
 fn read_only() -> String {
-    read_only_cache("SSD1")
+    read_only_cache(&by_id("SSD1"))
 }
 
 fn read_write() -> String {

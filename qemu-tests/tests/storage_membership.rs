@@ -1,9 +1,10 @@
 //! A volume that grows and shrinks online, on the qemu-x86_64 board: three throttled "HDDs"
-//! (bays 1–3) and one "SSD" (bay 4). A raid1 volume on HDD1 and HDD2 with a read-only
-//! cache on the SSD takes HDD3 (it becomes a bcache backing device on the same cache, and a
-//! balance job spreads the chunks over it, with progress), then lets HDD1 go (its chunks
-//! move to the others, it is left blank and free); refused requests touch no drive; the
-//! data's checksums hold throughout, through a scrub and a reboot.
+//! (bays 1–3) and one NVMe "SSD" in the first M.2 slot, listed as such. A raid1 volume on
+//! HDD1 and HDD2 with a read-only cache on the SSD takes HDD3 (it becomes a bcache backing
+//! device on the same cache, and a balance job spreads the chunks over it, with progress),
+//! then lets HDD1 go (its chunks move to the others, it is left blank and free); refused
+//! requests touch no drive; the data's checksums hold throughout, through a scrub and a
+//! reboot.
 #![cfg(feature = "vm-tests")]
 
 #[path = "common/storage_fixture.rs"]
@@ -13,10 +14,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use qemu_tests::cli_output::json_output;
-use qemu_tests::{Appliance, Image, Launch, timeouts};
+use qemu_tests::{Appliance, Image, Launch, M2Drive, timeouts};
 use storage_fixture::{
-    bay_drives, by_id, check_data, clean_scrub, first_volume, read_only_cache, refused, tank,
-    write_lines,
+    bay_drives, by_id, check_data, clean_scrub, first_volume, m2_by_id, read_only_cache, refused,
+    tank, write_lines,
 };
 
 const BOARD: &str = "qemu-x86_64";
@@ -72,20 +73,34 @@ fn volume_takes_a_drive_and_lets_one_go_online() -> Result<()> {
             ("hdd1", 1, "HDD1", true),
             ("hdd2", 2, "HDD2", true),
             ("hdd3", 3, "HDD3", true),
-            ("ssd1", 4, "SSD1", false),
         ],
         DRIVE_MIB,
     );
-    let mut app = Appliance::launch(
-        &image,
-        Launch::direct_kernel("storage-grow", BOARD).bays(bays),
-    )?;
+    let m2 = vec![M2Drive {
+        id: "ssd1".into(),
+        slot: 1,
+        serial: "SSD1".into(),
+        size_mib: DRIVE_MIB,
+    }];
+    let launch = Launch::direct_kernel("storage-grow", BOARD)
+        .bays(bays)
+        .m2(m2);
+    let mut app = Appliance::launch(&image, launch)?;
     app.wait_ready(timeouts::ready_direct())?;
+    // The SSD is in the board's first M.2 slot, an NVMe drive, and listed as such.
+    let ssd = drive(&mut app, "SSD1")?;
+    ensure!(
+        ssd["slot"] == "m2-1"
+            && ssd["kind"] == "ssd"
+            && ssd["usage"] == "free"
+            && ssd["path"] == m2_by_id("SSD1").as_str(),
+        "the M.2 SSD is not listed in its slot: {ssd}"
+    );
 
     write_lines(
         &mut app,
         "/tmp/tank.toml",
-        &tank(Some(&read_only_cache("SSD1"))),
+        &tank(Some(&read_only_cache(&m2_by_id("SSD1")))),
     )?;
     app.shell("cairnctl config apply /tmp/tank.toml")?;
     app.shell(&format!("dd if=/dev/urandom of=/volume1/data bs=1M count={DATA_MIB} 2>/dev/null && cd /volume1 && sha256sum data > data.sha256 && sync"))?;
@@ -119,10 +134,10 @@ fn volume_takes_a_drive_and_lets_one_go_online() -> Result<()> {
     )?;
     refused(
         &mut app,
-        &format!("cairnctl storage add tank {}", by_id("SSD1")),
+        &format!("cairnctl storage add tank {}", m2_by_id("SSD1")),
         &format!(
             "new: {} holds a bcache cache (expected a blank drive)",
-            by_id("SSD1")
+            m2_by_id("SSD1")
         ),
     )?;
 

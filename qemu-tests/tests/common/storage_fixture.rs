@@ -42,12 +42,14 @@ pub fn tank(cache: Option<&str>) -> Vec<String> {
     doc
 }
 
-/// A read-only cache on the SSD with this serial, as a TOML inline table.
-pub fn read_only_cache(serial: &str) -> String {
-    format!(
-        "{{ mode = \"read-only\", drives = [\"{}\"] }}",
-        by_id(serial)
-    )
+/// A read-only cache on the SSD at `path`, as a TOML inline table.
+pub fn read_only_cache(path: &str) -> String {
+    format!("{{ mode = \"read-only\", drives = [\"{path}\"] }}")
+}
+
+/// The stable path the appliance gives an NVMe SSD in an M.2 slot with this serial.
+pub fn m2_by_id(serial: &str) -> String {
+    format!("/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_{serial}")
 }
 
 /// Writes `lines` to `path` in the appliance (one shell line: the console takes no
