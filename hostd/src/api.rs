@@ -627,11 +627,19 @@ impl HostApi {
         self.start_storage_job(server, move |job, core| {
             let plan = core.blocking_lock().removal(&volume, &old)?;
             job.set_total(100);
-            let mut removed = membership::remove(&plan, &|done, step| job.progress(done, step))
-                .map_err(|error| storage_error(&error))?;
-            removed.generation = core
-                .blocking_lock()
-                .record_removal(&volume, &old, &plan.paths)?;
+            let outcome = membership::remove(&plan, &|done, step| job.progress(done, step));
+            // Once Btrfs has let the drive go the document must not name it, even if
+            // releasing it from bcache failed after: a listed drive that is no member would
+            // make the next apply refuse the document.
+            let generation = match &outcome {
+                Err(_) if core.blocking_lock().is_member(&volume, &old) => None,
+                _ => Some(
+                    core.blocking_lock()
+                        .record_removal(&volume, &old, &plan.paths)?,
+                ),
+            };
+            let mut removed = outcome.map_err(|error| storage_error(&error))?;
+            removed.generation = generation.unwrap_or_default();
             job.progress(100, "removed");
             Ok(serde_json::to_string(&removed).expect("an outcome is strings and numbers"))
         })

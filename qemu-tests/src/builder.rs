@@ -728,12 +728,14 @@ mod tests {
 
     #[test]
     fn an_m2_drive_is_an_nvme_controller_at_its_pci_slot() {
-        let builder = QemuBuilder::new().nvme_drive(NvmeDrive {
-            id: "ssd1".into(),
-            path: "/t/ssd1.qcow2".into(),
-            pci_slot: 10,
-            serial: "SSD1".into(),
-        });
+        let builder = QemuBuilder::new()
+            .direct_kernel("/k", "/i", "")
+            .nvme_drive(NvmeDrive {
+                id: "ssd1".into(),
+                path: "/t/ssd1.qcow2".into(),
+                pci_slot: 10,
+                serial: "SSD1".into(),
+            });
         let args = rendered(&builder);
         let at = args
             .iter()
