@@ -116,6 +116,17 @@ fn wait_console(
     }
 }
 
+/// Waits for the guest's boot marker (with its `token`) on its console; returns how long.
+fn wait_up(app: &mut Appliance, guest: &str, token: &str) -> Result<Duration> {
+    wait_console(
+        app,
+        guest,
+        &format!("CAIRN-GUEST-UP {token}"),
+        1,
+        marker_timeout(),
+    )
+}
+
 fn wait_state(
     app: &mut Appliance,
     guest: &str,
@@ -149,13 +160,7 @@ fn guest_boots_pings_stops_crashes_and_restarts() -> Result<()> {
 
     let start = Instant::now();
     app.shell("cairnctl vm start g1")?;
-    wait_console(
-        &mut app,
-        "g1",
-        &format!("CAIRN-GUEST-UP {token}"),
-        1,
-        marker_timeout(),
-    )?;
+    wait_up(&mut app, "g1", &token)?;
     println!(
         "g1: marker seen {:.1} s after `vm start` was sent (polled every 1 s)",
         start.elapsed().as_secs_f64()
@@ -195,13 +200,7 @@ fn guest_boots_pings_stops_crashes_and_restarts() -> Result<()> {
 
     // SIGKILL to cloud-hypervisor: crashed at once, then back by the default policy.
     app.shell("cairnctl vm start g1")?;
-    wait_console(
-        &mut app,
-        "g1",
-        &format!("CAIRN-GUEST-UP {token}"),
-        1,
-        marker_timeout(),
-    )?;
+    wait_up(&mut app, "g1", &token)?;
     let pid = show(&mut app, "g1")?["pid"]
         .as_u64()
         .context("no pid for a running guest")?;
@@ -227,13 +226,7 @@ fn guest_boots_pings_stops_crashes_and_restarts() -> Result<()> {
         view["restarts"] == 1 && view["pid"].as_u64() != Some(pid),
         "not restarted by its policy: {view}"
     );
-    wait_console(
-        &mut app,
-        "g1",
-        &format!("CAIRN-GUEST-UP {token}"),
-        1,
-        marker_timeout(),
-    )?;
+    wait_up(&mut app, "g1", &token)?;
 
     // Force: no power button, the process is killed.
     let forced = Instant::now();
@@ -354,13 +347,7 @@ fn reboot_and_poweroff_stop_guests_first_and_autostart_brings_them_back() -> Res
     private_vswitch(&mut app)?;
     let token = create_guest(&mut app, "auto", GUEST_MIB, "--autostart 1")?;
     app.shell("cairnctl vm start auto")?;
-    wait_console(
-        &mut app,
-        "auto",
-        &format!("CAIRN-GUEST-UP {token}"),
-        1,
-        marker_timeout(),
-    )?;
+    wait_up(&mut app, "auto", &token)?;
 
     app.console_command("reboot")?;
     let console = app.console();
@@ -378,13 +365,7 @@ fn reboot_and_poweroff_stop_guests_first_and_autostart_brings_them_back() -> Res
         "the guest was not stopped by its power button before hostd exited:\n{log}"
     );
     // The private vSwitch's address was by hand; the guest's marker proves the boot.
-    let up = wait_console(
-        &mut app,
-        "auto",
-        &format!("CAIRN-GUEST-UP {token}"),
-        1,
-        marker_timeout(),
-    )?;
+    let up = wait_up(&mut app, "auto", &token)?;
     println!(
         "auto: marker {:.1} s after the appliance was READY",
         up.as_secs_f64()
