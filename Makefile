@@ -96,7 +96,8 @@ run-uefi: image ## Boot the flashable disk image under UEFI (OVMF) through syste
 		-drive file=build/run/uefi.qcow2,format=qcow2,if=virtio -nic none
 
 .PHONY: check
-check: deps ## fmt, clippy and the unit tests (no root, no QEMU)
+check: deps ## fmt, clippy, the unit tests and the set-up's own test (no root, no QEMU)
+	scripts/tests/setup-host.test.sh
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 	cargo test --locked --workspace
@@ -108,6 +109,16 @@ test: check image test-tools reproducible ## Everything CI runs: check, reproduc
 .PHONY: bench
 bench: image test-tools ## Boot timings, sizes, memory and the SSD-cache table: printed and written to build/bench.json
 	cargo run --release --locked -p qemu-tests --bin bench -- --image-dir $(IMAGE_DIR) --out build/bench.json
+
+# The oops count behind the choice of QEMU (README, "QEMU and the boot soak"): BOOTS boots,
+# two at a time, each to READY or to a kernel oops/panic. CAIRN_QEMU=/path/to/qemu measures
+# another emulator on the same image.
+BOOTS ?= 100
+
+.PHONY: boot-soak
+boot-soak: image ## Boot the image BOOTS (100) times, count kernel oopses: build/boot-soak.json
+	cargo run --release --locked -p qemu-tests --bin boot-soak -- --boots $(BOOTS) \
+		--image-dir $(IMAGE_DIR) --out build/boot-soak.json
 
 .PHONY: flash
 flash: image ## Write build/image/cairn.img to DEV=/dev/sdX (asks first)
