@@ -266,7 +266,9 @@ impl Appliance {
             Some(previous) => dir.copy_in(&previous.join("cairn.qcow2"), "cairn.qcow2")?,
             None => dir.overlay(&image.disk, "cairn.qcow2")?,
         };
-        let mut builder = QemuBuilder::new().accel(Accel::from_env()?);
+        let mut builder = QemuBuilder::new()
+            .binary(crate::builder::qemu_from_env())
+            .accel(Accel::from_env()?);
         if let Some(mib) = launch.memory_mib {
             builder = builder.memory_mib(mib);
         }

@@ -21,6 +21,17 @@ pub const ACCEL_ENV: &str = "CAIRN_QEMU_ACCEL";
 /// The emulator the appliance runs on.
 pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
 
+/// Environment variable naming another emulator binary (a wrapper script works), so the
+/// boot soak can measure one QEMU against another on the same image.
+pub const QEMU_ENV: &str = "CAIRN_QEMU";
+
+/// `CAIRN_QEMU`, or [`DEFAULT_QEMU`] on `PATH` when it is unset or empty.
+pub fn qemu_from_env() -> PathBuf {
+    std::env::var_os(QEMU_ENV)
+        .filter(|value| !value.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_QEMU), PathBuf::from)
+}
+
 /// Why a command line could not be rendered.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum BuildError {

@@ -25,7 +25,8 @@ pub const AUTH_LOG: &str = "/config/logs/auth.log";
 /// The last line of an orderly shutdown before power goes.
 pub const ALL_UNMOUNTED: &str = "cairn-init: all filesystems unmounted";
 
-const READY: &str = r"cairn-init: READY board=(?P<board>\S+) init=(?P<init>\S+) modules=(?P<modules>\S+) services=(?P<services>\S+) total=(?P<total>\S+)";
+/// init's READY line, with the phase times (the boot soak waits for it or an oops).
+pub const READY: &str = r"cairn-init: READY board=(?P<board>\S+) init=(?P<init>\S+) modules=(?P<modules>\S+) services=(?P<services>\S+) total=(?P<total>\S+)";
 
 fn compile(pattern: &str) -> Regex {
     Regex::new(pattern).expect("contract patterns are static and valid")

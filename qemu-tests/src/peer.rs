@@ -336,6 +336,7 @@ impl Peer {
         let initramfs = dir.join("peer-initramfs.img");
         write_initramfs(image, &launch.ports, &launch.archives, &initramfs)?;
         let mut builder = QemuBuilder::new()
+            .binary(crate::builder::qemu_from_env())
             .accel(Accel::from_env()?)
             .memory_mib(PEER_MEMORY_MIB)
             // One vCPU: the peer only moves packets, and the host has 2 cores for both VMs.

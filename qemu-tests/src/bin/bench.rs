@@ -112,6 +112,8 @@ enum BenchError {
     SsdCache(#[from] ssd_cache::SsdCacheError),
     #[error("Cannot encode the report")]
     Json(#[from] serde_json::Error),
+    #[error("These parts failed (the report has the rest): {0}")]
+    Parts(String),
 }
 
 /// What one boot measured.
@@ -144,6 +146,9 @@ struct Report {
     /// The white paper's SSD-cache table, measured; absent with `--ssd-cache-runs 0`.
     #[serde(skip_serializing_if = "Option::is_none")]
     ssd_cache: Option<ssd_cache::SsdCacheReport>,
+    /// Parts that failed (network, guests, ssd_cache) with their error; the others ran.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    failed_parts: BTreeMap<&'static str, String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -216,9 +221,21 @@ fn run(args: &Args) -> Result<(), BenchError> {
         ("hostd_idle_rss_kib", metric(|s| s.hostd_idle_rss_kib)),
         ("cairnctl_status_ms", metric(|s| s.cairnctl_status_ms)),
     ]);
+    // Each part after the boots reports its own failure and the run goes on to the next:
+    // a bench that stops half way measures nothing of what came after. A failed part is
+    // in the report's `failed_parts` and makes the exit status non-zero.
+    let mut failed_parts = BTreeMap::new();
     let mut link_pulls = Vec::new();
-    if args.link_pulls > 0 {
-        let network = measure_network(&image, args.link_pulls)?;
+    let network = if args.link_pulls > 0 {
+        part_outcome(
+            "network",
+            measure_network(&image, args.link_pulls),
+            &mut failed_parts,
+        )
+    } else {
+        None
+    };
+    if let Some(network) = network {
         let gaps = |samples: &[FailoverSample]| {
             let values: Vec<f64> = samples.iter().map(|s| s.gap_ms).collect();
             Summary::of(&values)
@@ -249,9 +266,17 @@ fn run(args: &Args) -> Result<(), BenchError> {
             })
             .collect();
     }
-    if args.guest_runs > 0
-        && let Some(guest) = guests::measure(&image, args.guest_runs).map_err(BenchError::Guest)?
-    {
+    let guest = if args.guest_runs > 0 {
+        part_outcome(
+            "guests",
+            guests::measure(&image, args.guest_runs).map_err(BenchError::Guest),
+            &mut failed_parts,
+        )
+        .flatten()
+    } else {
+        None
+    };
+    if let Some(guest) = guest {
         for (name, values) in [
             ("guest_vm_start_to_marker_s", &guest.hostd_start_to_marker_s),
             (
@@ -277,7 +302,11 @@ fn run(args: &Args) -> Result<(), BenchError> {
         }
     }
     let ssd_cache = if args.ssd_cache_runs > 0 {
-        Some(ssd_cache::measure(&image, args.ssd_cache_runs)?)
+        part_outcome(
+            "ssd_cache",
+            ssd_cache::measure(&image, args.ssd_cache_runs).map_err(BenchError::from),
+            &mut failed_parts,
+        )
     } else {
         None
     };
@@ -314,6 +343,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         sizes_bytes,
         link_pulls,
         ssd_cache,
+        failed_parts: failed_parts.clone(),
     };
     let output = args
         .output
@@ -321,7 +351,43 @@ fn run(args: &Args) -> Result<(), BenchError> {
         .unwrap_or_else(|| workspace_root().join("build").join("bench.json"));
     write_report(&output, &report)?;
     println!("wrote {}", output.display());
-    Ok(())
+    if failed_parts.is_empty() {
+        Ok(())
+    } else {
+        Err(BenchError::Parts(
+            failed_parts.into_keys().collect::<Vec<_>>().join(", "),
+        ))
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
+/// The value of a part that worked; for one that failed, its error (with causes) printed
+/// and kept under `part` in `failed`, and `None`.
+fn part_outcome<T>(
+    part: &'static str,
+    outcome: Result<T, BenchError>,
+    failed: &mut BTreeMap<&'static str, String>,
+) -> Option<T> {
+    match outcome {
+        Ok(value) => Some(value),
+        Err(error) => {
+            let text = error_chain(&error);
+            eprintln!("bench: the {part} part failed, going on with the next: {text}");
+            failed.insert(part, text);
+            None
+        }
+    }
 }
 
 fn measure_boot(image: &Image, board: &str, run: u32, runs: u32) -> Result<Sample, BenchError> {
