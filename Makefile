@@ -96,15 +96,18 @@ run-uefi: image ## Boot the flashable disk image under UEFI (OVMF) through syste
 		-drive file=build/run/uefi.qcow2,format=qcow2,if=virtio -nic none
 
 .PHONY: check
-check: deps ## fmt, clippy, the unit tests and the set-up's own test (no root, no QEMU)
+# cargo deny comes after clippy: --offline needs the crates clippy has already fetched. Only
+# the offline checks: the advisory database is on a host this network does not reach.
+check: deps ## fmt, clippy, cargo-deny, the unit tests (root-only tiers when root) and the set-up's own test
 	scripts/tests/setup-host.test.sh
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo deny --offline check licenses bans sources
 	cargo test --locked --workspace
 
 .PHONY: test
 test: check image test-tools reproducible ## Everything CI runs: check, reproducibility, the image booted in QEMU
-	cargo test --locked -p qemu-tests --features vm-tests -- --test-threads=2
+	cargo nextest run --locked --profile vm -p qemu-tests --features vm-tests
 
 .PHONY: bench
 bench: image test-tools ## Boot timings, sizes, memory and the SSD-cache table: printed and written to build/bench.json

@@ -203,6 +203,23 @@ if ! command -v cargo >/dev/null 2>&1; then
   fail "run 'source ~/.cargo/env' (or open a new shell), then the make command again"
 fi
 
+# Cargo tools from crates.io (no Debian package): make check's cargo-deny and make test's
+# nextest profile. Pinned, and checked after the install like every other command.
+cargo_tools=(
+  "cargo-deny|0.20.2"     # deny.toml: licences, duplicate versions, sources
+  "cargo-nextest|0.9.143" # .config/nextest.toml: the VM tests' profile (slow, flaky reported)
+)
+for entry in "${cargo_tools[@]}"; do
+  tool="${entry%%|*}"
+  version="${entry##*|}"
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    say "installing $tool $version (cargo install --locked; a few minutes, once)"
+    cargo install --locked "$tool@$version"
+    command -v "$tool" >/dev/null 2>&1 ||
+      fail "$tool is missing after cargo install; is ~/.cargo/bin on PATH?"
+  fi
+done
+
 # One line per tool with its version, so a log shows what the run used.
 version_of() {
   local output
@@ -220,4 +237,6 @@ report cpio "$(version_of cpio --version)"
 report clang "$(version_of clang --version)"
 report cc "$(version_of cc --version)"
 report cargo "$(version_of cargo --version)"
+report cargo-deny "$(version_of cargo deny --version)"
+report cargo-nextest "$(version_of cargo nextest --version)"
 report ovmf "$(dpkg-query -W -f='${Version}' ovmf 2>/dev/null || echo '(not from a package)')"

@@ -1,7 +1,7 @@
 //! The image's boot acceptance tests: the real `build/image` booted in QEMU.
 //!
 //! Behind the `vm-tests` feature (`make test` runs
-//! `cargo test -p qemu-tests --features vm-tests -- --test-threads=2` after `make image`).
+//! `cargo nextest run --profile vm -p qemu-tests --features vm-tests` after `make image`).
 //! A missing image fails every test with a message naming `make image`.
 //!
 //! Failures return `Err` or panic; either way the `Appliance` is dropped without

@@ -7,8 +7,8 @@
 //! (option 58) and sees a renewal after about 20 s instead of 60 s. A static address
 //! across reboots is `tests/network.rs`.
 //!
-//! Behind the `vm-tests` feature like the other image tests; two VMs, so run it alone
-//! (`--test-threads=1`) on a 2-core host.
+//! Behind the `vm-tests` feature like the other image tests; two VMs, so the nextest `vm`
+//! profile runs it alone (`threads-required = 2`) on a 2-core host.
 #![cfg(feature = "vm-tests")]
 
 use std::time::{Duration, Instant};

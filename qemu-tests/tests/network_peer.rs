@@ -2,8 +2,8 @@
 //! cabled port to port with socket netdevs (`qemu_tests::peer`). LACP with a partner,
 //! failover under a steady stream, and VLAN isolation checked at layer 2.
 //!
-//! Behind the `vm-tests` feature like the other image tests. Each test runs two VMs; run
-//! them one at a time (`--test-threads=1`) on a 2-core host.
+//! Behind the `vm-tests` feature like the other image tests. Each test runs two VMs, so
+//! the nextest `vm` profile runs them alone (`threads-required = 2`) on a 2-core host.
 #![cfg(feature = "vm-tests")]
 
 use anyhow::{Context, Result, ensure};

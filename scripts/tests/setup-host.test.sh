@@ -48,7 +48,18 @@ make_machine() {
   for tool in bash sed grep awk head tr cut tee cat id env mkdir rm chmod printf dirname; do
     ln -s "$(command -v "$tool")" "$machine/sys/$tool"
   done
-  printf '#!/bin/sh\necho "cargo 1.95.0 (stub)"\n' >"$machine/bin/cargo"
+  cat >"$machine/bin/cargo" <<'STUB'
+#!/usr/bin/env bash
+# Stand-in cargo: `cargo install --locked TOOL@VERSION` puts a stub TOOL on PATH.
+if [ "$1" = "install" ]; then
+  echo "cargo $*" >>"$MACHINE/apt.log"
+  tool="${!#}"
+  printf '#!/bin/sh\necho "%s (stub)"\n' "${tool//@/ }" >"$MACHINE/bin/${tool%@*}"
+  chmod +x "$MACHINE/bin/${tool%@*}"
+  exit 0
+fi
+echo "cargo 1.95.0 (stub)"
+STUB
   cat >"$machine/bin/dpkg-query" <<'STUB'
 #!/usr/bin/env bash
 # dpkg-query -W -f='${Version}' PACKAGE
@@ -156,6 +167,8 @@ check "fresh: backports source written, signed by the archive keys" \
   grep -q "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" "$machine/sources/cairn-bookworm-backports.sources"
 check "fresh: qemu-img there" test -x "$machine/bin/qemu-img"
 check "fresh: a version line per tool" grep -q "setup: qemu-system-x86_64  QEMU emulator version 10.0.2" "$machine/out"
+check "fresh: cargo-deny installed, pinned" grep -q "cargo install --locked cargo-deny@" "$machine/apt.log"
+check "fresh: cargo-nextest installed, pinned" grep -q "cargo install --locked cargo-nextest@" "$machine/apt.log"
 
 # 2. The install removes qemu-img once: set-up notices and installs it again.
 machine="$work/removes-once"
