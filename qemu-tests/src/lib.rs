@@ -41,6 +41,18 @@ pub mod vm;
 pub mod wired;
 pub mod workdir;
 
+/// An error and its causes on one line (`Boot failed: VM failed: QEMU exited …`).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}
+
 pub use appliance::{Appliance, ApplianceError, BayDrive, BootMode, Launch, M2Drive, ShellOutput};
 pub use builder::{Accel, Disk, NetBackend, Nic, NvmeDrive, QemuBuilder, ScsiDrive};
 pub use console::{Console, ConsoleError, Match, Pattern};
@@ -51,3 +63,15 @@ pub use qmp::Qmp;
 pub use regex::Regex;
 pub use vm::{Vm, VmError};
 pub use workdir::WorkDir;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_chain_joins_every_cause_once() {
+        let io = std::io::Error::other("No space left on device");
+        let outer = crate::workdir::WorkDirError::Create("/tmp/x".into(), io);
+        let text = super::error_chain(&outer);
+        assert!(text.ends_with(": No space left on device"), "{text}");
+        assert_eq!(text.matches("No space left").count(), 1, "{text}");
+    }
+}

@@ -360,18 +360,6 @@ fn run(args: &Args) -> Result<(), BenchError> {
     }
 }
 
-/// An error and its causes on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
-}
-
 /// The value of a part that worked; for one that failed, its error (with causes) printed
 /// and kept under `part` in `failed`, and `None`.
 fn part_outcome<T>(
@@ -382,7 +370,7 @@ fn part_outcome<T>(
     match outcome {
         Ok(value) => Some(value),
         Err(error) => {
-            let text = error_chain(&error);
+            let text = qemu_tests::error_chain(&error);
             eprintln!("bench: the {part} part failed, going on with the next: {text}");
             failed.insert(part, text);
             None

@@ -22,7 +22,7 @@ use qemu_tests::builder::qemu_from_env;
 use qemu_tests::contract::READY;
 use qemu_tests::image::workspace_root;
 use qemu_tests::stats::Summary;
-use qemu_tests::{Appliance, Image, Launch, Regex, timeouts};
+use qemu_tests::{Appliance, Image, Launch, Regex, error_chain, timeouts};
 use serde::Serialize;
 
 #[derive(Debug, Parser)]
@@ -88,31 +88,25 @@ fn classify(line: &str, elapsed: Duration) -> Outcome {
     }
 }
 
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
-}
-
 fn boot_once(image: &Image, board: &str, number: u32) -> Outcome {
     let started = Instant::now();
     let launch = Launch::direct_kernel(&format!("soak-{number}"), board);
     let mut appliance = match Appliance::launch(image, launch) {
         Ok(appliance) => appliance,
-        Err(e) => return Outcome::NoReady { why: chain(&e) },
+        Err(e) => {
+            return Outcome::NoReady {
+                why: error_chain(&e),
+            };
+        }
     };
     let found = appliance
         .console()
         .wait_for_line(boot_end_regex(), timeouts::ready_direct());
     let outcome = match found {
         Ok(found) => classify(found.line().unwrap_or_default(), started.elapsed()),
-        Err(e) => Outcome::NoReady { why: chain(&e) },
+        Err(e) => Outcome::NoReady {
+            why: error_chain(&e),
+        },
     };
     if let Outcome::KernelDied { .. } = outcome {
         // Keep the oops text: the console's tail names the function and the call chain,
