@@ -8,6 +8,7 @@
 //! A client polls the job's `Snapshot()` (or its properties) until `State` is no longer
 //! `running`; `Cancel()` stops it at the next step boundary and rolls back.
 
+mod error;
 pub mod guests;
 mod job_object;
 #[cfg(test)]
@@ -15,22 +16,21 @@ mod tests;
 
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
 use zbus::OwnedObjectPath;
 use zbus::object_server::ObjectServer;
 
-pub use self::job_object::{JOB_INTERFACE, Job1Proxy, JobObject, job_path};
+pub use self::error::HostError;
+pub use self::job_object::{JOB_INTERFACE, Job1Proxy, JobObject, JobView, job_path};
+use crate::error::{ByText, chain};
 use crate::host::storage_ops::subvolume_name;
-use crate::host::{Acted, Applied, Core, wait_for_link};
+use crate::host::{Acted, Applied, CoreError, Job, Jobs, wait_for_link};
+pub use crate::host::{LiveCore, SharedCore};
 pub use crate::host::{Status, describe_plan, system_uptime};
-use crate::jobs::{Job, Jobs};
 use crate::log_ring::LogRing;
-use crate::reconcile::System;
-use crate::state::{DesiredState, Invalid};
+use crate::state::DesiredState;
 use crate::storage::scrub_records::{self, ScrubRecord, ScrubRecords, Trigger};
 use crate::storage::subvolumes::{SubvolumeError, Volume as Subvolumes};
 use crate::storage::{maintenance, membership};
-use crate::store::{OsFilesystem, StoreError};
 
 /// The well-known name hostd owns on the system bus.
 pub const BUS_NAME: &str = "org.cairn.Host1";
@@ -53,139 +53,23 @@ pub const VOLATILE_SCRUB_RECORDS: &str = "/run/cairn/storage/scrub";
 /// With one: beside the desired state, so a reboot keeps results and the schedule's count.
 pub const PERSISTENT_SCRUB_RECORDS: &str = "/config/storage/scrub";
 
-/// Every way a call can fail, as the client sees it: `org.cairn.Error.<Variant>` with the
-/// text as the error message. Every variant carries its message (a D-Bus error without one
-/// shows as "Input/output error" in busctl).
-#[derive(Debug, zbus::DBusError)]
-#[zbus(prefix = "org.cairn.Error")]
-pub enum HostError {
-    /// The bus itself failed (client side: unreachable broker, timeout, no such name).
-    #[zbus(error)]
-    ZBus(zbus::Error),
-    /// A refused document: every path-level message, one per line.
-    Invalid(String),
-    /// A generation, board or job that does not exist.
-    NotFound(String),
-    /// The store on the config partition failed; the message is the whole error chain.
-    Storage(String),
-    /// The box could not be observed.
-    System(String),
-    /// An action on the box failed; the message says what was rolled back.
-    ApplyFailed(String),
-    /// Cancelled on request; the message says what was rolled back.
-    Cancelled(String),
-    /// Another operation of the same kind is running.
-    Busy(String),
-    /// A guest start refused by admission (memory, vCPUs, reserved threads): the sum.
-    Refused(String),
-    /// A guest is in a state that does not allow the request (stopping a stopped guest,
-    /// deleting a running one).
-    WrongState(String),
-}
-
-impl HostError {
-    /// Whether the caller asked for something wrong (as opposed to something failing).
-    pub fn is_bad_input(&self) -> bool {
-        match self {
-            Self::Invalid(_)
-            | Self::NotFound(_)
-            | Self::Busy(_)
-            | Self::Refused(_)
-            | Self::WrongState(_) => true,
-            Self::ZBus(_)
-            | Self::Storage(_)
-            | Self::System(_)
-            | Self::ApplyFailed(_)
-            | Self::Cancelled(_) => false,
-        }
-    }
-
-    /// The text for a person: the message without the error name.
-    pub fn message(&self) -> String {
-        match self {
-            Self::ZBus(error) => error.to_string(),
-            Self::Invalid(text)
-            | Self::NotFound(text)
-            | Self::Storage(text)
-            | Self::System(text)
-            | Self::ApplyFailed(text)
-            | Self::Cancelled(text)
-            | Self::Busy(text)
-            | Self::Refused(text)
-            | Self::WrongState(text) => text.clone(),
-        }
-    }
-
-    /// Rebuilds the error a job reported from its D-Bus name and message.
-    pub fn from_job(error_name: &str, message: String) -> Self {
-        match error_name.rsplit('.').next().unwrap_or_default() {
-            "Invalid" => Self::Invalid(message),
-            "NotFound" => Self::NotFound(message),
-            "Storage" => Self::Storage(message),
-            "System" => Self::System(message),
-            "Cancelled" => Self::Cancelled(message),
-            "Busy" => Self::Busy(message),
-            "Refused" => Self::Refused(message),
-            "WrongState" => Self::WrongState(message),
-            _ => Self::ApplyFailed(message),
-        }
-    }
-}
-
-impl From<Invalid> for HostError {
-    fn from(invalid: Invalid) -> Self {
-        let lines: Vec<String> = invalid.errors.iter().map(ToString::to_string).collect();
-        Self::Invalid(lines.join("\n"))
-    }
-}
-
-impl From<StoreError> for HostError {
-    /// The one place store failures become wire errors.
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Invalid(invalid) => invalid.into(),
-            StoreError::UnknownGeneration { .. } => Self::NotFound(error.to_string()),
-            StoreError::Read { .. }
-            | StoreError::List { .. }
-            | StoreError::CreateDir { .. }
-            | StoreError::Write { .. }
-            | StoreError::Sync { .. }
-            | StoreError::Rename { .. }
-            | StoreError::Remove { .. }
-            | StoreError::Corrupt { .. } => Self::Storage(chain(&error)),
-        }
-    }
-}
-
-/// An error and its causes on one line: `Cannot write /x: No space left on device`.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
-}
-
 /// One log record on the wire: (sequence, microseconds since 1970, level, target, message).
 pub type WireLogRecord = (u64, u64, String, String, String);
 
-/// The core hostd serves, shared between the bus and the threads running jobs.
-pub type SharedCore = Arc<Mutex<LiveCore>>;
-pub type LiveCore = Core<Box<dyn System>, OsFilesystem>;
-
 /// Runs `work` on the core on a blocking thread: observing the box uses netlink through a
 /// runtime of its own, which must not run inside the bus's.
-pub(crate) async fn on_core<T: Send + 'static>(
+pub(crate) async fn on_core<T: Send + 'static, E: Send + 'static>(
     core: &SharedCore,
-    work: impl FnOnce(&mut LiveCore) -> Result<T, HostError> + Send + 'static,
-) -> Result<T, HostError> {
+    work: impl FnOnce(&mut LiveCore) -> Result<T, E> + Send + 'static,
+) -> Result<T, HostError>
+where
+    HostError: From<E>,
+{
     let core = Arc::clone(core);
     tokio::task::spawn_blocking(move || work(&mut core.blocking_lock()))
         .await
-        .map_err(|error| HostError::System(format!("The request stopped unfinished: {error}")))?
+        .map_err(|error| HostError::unfinished(&error))?
+        .map_err(HostError::from)
 }
 
 /// The `org.cairn.Host1` object. Clones share the core and the job registry: the scrub
@@ -217,7 +101,7 @@ impl HostApi {
         self
     }
 
-    fn keeps_running_guests(&self, desired: &DesiredState) -> Result<(), HostError> {
+    fn keeps_running_guests(&self, desired: &DesiredState) -> Result<(), CoreError> {
         let Some(supervisor) = &self.running_guests else {
             return Ok(());
         };
@@ -229,10 +113,7 @@ impl HostApi {
         if dropped.is_empty() {
             Ok(())
         } else {
-            Err(HostError::WrongState(format!(
-                "guests: the document drops {} while running (stop first: cairnctl vm stop)",
-                dropped.join(", ")
-            )))
+            Err(CoreError::DropsRunningGuests { guests: dropped })
         }
     }
 
@@ -292,7 +173,7 @@ impl HostApi {
             job.set_total(1);
             job.progress(0, format!("scrubbing {}", mount_point.display()));
             let result = maintenance::scrub(&volume, &mount_point.display().to_string())
-                .map_err(|error| storage_error(&error))?;
+                .map_err(storage_error)?;
             if result.uncorrectable_errors > 0 {
                 tracing::error!(
                     "scrub of volume {volume}: {} uncorrectable errors",
@@ -322,7 +203,7 @@ impl HostApi {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut LiveCore) -> Result<T, HostError> + Send + 'static,
+        work: impl FnOnce(&mut LiveCore) -> Result<T, CoreError> + Send + 'static,
     ) -> Result<T, HostError> {
         on_core(&self.core, work).await
     }
@@ -333,12 +214,12 @@ impl HostApi {
         &self,
         server: &ObjectServer,
         kind: &'static str,
-        busy: fn(u64) -> String,
+        busy: fn(u64) -> CoreError,
     ) -> Result<(Job, OwnedObjectPath), HostError> {
         let (job, forgotten) = {
             let mut jobs = self.job_registry();
             if let Some(running) = jobs.running(kind) {
-                return Err(HostError::Busy(busy(running.id())));
+                return Err(busy(running.id()).into());
             }
             jobs.start(kind)
         };
@@ -361,11 +242,7 @@ impl HostApi {
         server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
         let (job, path) = self
-            .publish_job(server, APPLY_JOB, |id| {
-                format!(
-                    "Job {id} is applying a document; wait for it (`cairnctl job wait {id}`) or cancel it (`cairnctl job cancel {id}`)"
-                )
-            })
+            .publish_job(server, APPLY_JOB, |job| CoreError::ApplyBusy { job })
             .await?;
         let core = Arc::clone(&self.core);
         tokio::task::spawn_blocking(move || {
@@ -379,7 +256,7 @@ impl HostApi {
                     let outcome = wait_for_link(&pending, &job, &mut || {
                         core.blocking_lock().link_confirmed(&pending)
                     });
-                    core.blocking_lock().settle(*pending, outcome, &job)
+                    core.blocking_lock().settle(*pending, outcome)
                 }
                 Err(error) => Err(error),
             };
@@ -396,14 +273,10 @@ impl HostApi {
     async fn start_storage_job(
         &self,
         server: &ObjectServer,
-        work: impl FnOnce(&Job, &SharedCore) -> Result<String, HostError> + Send + 'static,
+        work: impl FnOnce(&Job, &SharedCore) -> Result<String, CoreError> + Send + 'static,
     ) -> Result<OwnedObjectPath, HostError> {
         let (job, path) = self
-            .publish_job(server, STORAGE_JOB, |id| {
-                format!(
-                    "Job {id} is a storage operation still running; wait for it (`cairnctl job wait {id}`)"
-                )
-            })
+            .publish_job(server, STORAGE_JOB, |job| CoreError::StorageBusy { job })
             .await?;
         let core = Arc::clone(&self.core);
         tokio::task::spawn_blocking(move || match work(&job, &core) {
@@ -412,25 +285,16 @@ impl HostApi {
                 job.succeed(result);
             }
             Err(error) => {
-                tracing::error!(job = job.id(), "storage job failed: {}", error.message());
-                let name = zbus::DBusError::name(&error).to_string();
-                job.fail(&name, error.message());
+                tracing::error!(job = job.id(), "storage job failed: {}", chain(&error));
+                job.fail(error);
             }
         });
         Ok(path)
     }
 }
 
-fn storage_error(error: &crate::storage::StorageError) -> HostError {
-    HostError::ApplyFailed(chain(error))
-}
-
-fn subvolume_error(error: &crate::storage::subvolumes::SubvolumeError) -> HostError {
-    if error.is_bad_input() {
-        HostError::Invalid(chain(error))
-    } else {
-        HostError::ApplyFailed(chain(error))
-    }
+fn storage_error(error: crate::storage::StorageError) -> CoreError {
+    CoreError::Storage(ByText(error))
 }
 
 /// Runs a subvolume operation on volume `volume` as a job step.
@@ -440,7 +304,7 @@ fn on_subvolumes(
     job: &Job,
     step: String,
     operation: impl FnOnce(&Subvolumes<'_>) -> Result<(), SubvolumeError>,
-) -> Result<String, HostError> {
+) -> Result<String, CoreError> {
     let (_, mount_point) = core.blocking_lock().mounted_volume(volume)?;
     job.set_total(1);
     job.progress(0, step.clone());
@@ -448,12 +312,12 @@ fn on_subvolumes(
         name: volume,
         mount_point: &mount_point,
     };
-    operation(&subvolumes).map_err(|error| subvolume_error(&error))?;
+    operation(&subvolumes)?;
     job.progress(1, step);
     Ok(serde_json::json!({ "volume": volume }).to_string())
 }
 
-fn finish_job(job: &Job, result: Result<Applied, HostError>) {
+fn finish_job(job: &Job, result: Result<Applied, CoreError>) {
     match result {
         Ok(applied) => {
             tracing::info!(
@@ -465,13 +329,8 @@ fn finish_job(job: &Job, result: Result<Applied, HostError>) {
                 serde_json::to_string(&applied).expect("an outcome is strings and numbers"),
             );
         }
-        Err(error) => {
-            let name = zbus::DBusError::name(&error).to_string();
-            match error {
-                HostError::Cancelled(message) => job.cancelled(&name, message),
-                other => job.fail(&name, other.message()),
-            }
-        }
+        Err(error) if error.is_cancellation() => job.cancelled(error),
+        Err(error) => job.fail(error),
     }
 }
 
@@ -485,11 +344,11 @@ impl HostApi {
 
     /// JSON of the board's configuration.
     async fn board(&self) -> Result<String, HostError> {
-        self.core.lock().await.board()
+        Ok(self.core.lock().await.board()?)
     }
 
     async fn config_show(&self) -> Result<(u64, String), HostError> {
-        self.core.lock().await.show()
+        Ok(self.core.lock().await.show()?)
     }
 
     async fn config_plan(&self, toml: &str) -> Result<String, HostError> {
@@ -503,13 +362,13 @@ impl HostApi {
         toml: &str,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
-        let desired = DesiredState::from_toml(toml)?;
+        let desired = DesiredState::from_toml(toml).map_err(CoreError::from)?;
         self.keeps_running_guests(&desired)?;
         self.start_apply(desired, server).await
     }
 
     async fn config_history(&self) -> Result<Vec<(u64, u64)>, HostError> {
-        self.core.lock().await.history()
+        Ok(self.core.lock().await.history()?)
     }
 
     /// Applies the document of a kept generation again, as a new generation; returns the job.
@@ -576,7 +435,7 @@ impl HostApi {
             let plan = core.blocking_lock().replacement(&volume, &old, &new)?;
             job.set_total(100);
             let mut replaced = maintenance::replace(&plan, &|done, step| job.progress(done, step))
-                .map_err(|error| storage_error(&error))?;
+                .map_err(storage_error)?;
             replaced.generation = core
                 .blocking_lock()
                 .record_replacement(&volume, &old, &new)?;
@@ -606,7 +465,7 @@ impl HostApi {
                 Err(_) if !core.blocking_lock().is_member(&volume, &new) => None,
                 _ => Some(core.blocking_lock().record_addition(&volume, &new)?),
             };
-            let mut added = outcome.map_err(|error| storage_error(&error))?;
+            let mut added = outcome.map_err(storage_error)?;
             added.generation = generation.unwrap_or_default();
             job.progress(100, "added");
             Ok(serde_json::to_string(&added).expect("an outcome is strings and numbers"))
@@ -638,7 +497,7 @@ impl HostApi {
                         .record_removal(&volume, &old, &plan.paths)?,
                 ),
             };
-            let mut removed = outcome.map_err(|error| storage_error(&error))?;
+            let mut removed = outcome.map_err(storage_error)?;
             removed.generation = generation.unwrap_or_default();
             job.progress(100, "removed");
             Ok(serde_json::to_string(&removed).expect("an outcome is strings and numbers"))
@@ -737,8 +596,8 @@ impl HostApi {
             .list()
         })
         .await
-        .map_err(|error| HostError::System(format!("The request stopped unfinished: {error}")))?
-        .map_err(|error| subvolume_error(&error))?;
+        .map_err(|error| HostError::unfinished(&error))?
+        .map_err(CoreError::from)?;
         Ok(serde_json::to_string(&entries).expect("entries are strings and numbers"))
     }
 

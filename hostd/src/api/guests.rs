@@ -11,51 +11,16 @@
 use std::time::Duration;
 
 use super::{HostError, SharedCore};
+use crate::error::chain;
 use crate::guests::layout;
 use crate::guests::supervisor::look;
-use crate::guests::supervisor::{Control, GuestError, HostOps, Supervisor};
+use crate::guests::supervisor::{Control, GuestError, Supervisor};
 use crate::guests::vm_config;
-use crate::state::{DesiredState, GuestSpec};
+use crate::host::CoreError;
+use crate::network::taps::TapError;
+use crate::state::DesiredState;
 
 pub const GUESTS_INTERFACE: &str = "org.cairn.Guests1";
-
-/// The one place guest errors become wire errors.
-impl From<GuestError> for HostError {
-    fn from(error: GuestError) -> Self {
-        let text = super::chain(&error);
-        match error {
-            GuestError::NotFound(_) => Self::NotFound(text),
-            GuestError::WrongState { .. } | GuestError::ShuttingDown => Self::WrongState(text),
-            GuestError::Refused(_) => Self::Refused(text),
-            GuestError::Files { .. } => Self::Invalid(text),
-            GuestError::NoHypervisor(_)
-            | GuestError::Spawn { .. }
-            | GuestError::Api { .. }
-            | GuestError::StartFailed { .. }
-            | GuestError::Host(_) => Self::ApplyFailed(text),
-        }
-    }
-}
-
-/// The supervisor's view of the core.
-pub struct CoreOps(pub SharedCore);
-
-impl HostOps for CoreOps {
-    fn guests(&self) -> Result<Vec<GuestSpec>, HostError> {
-        self.0.blocking_lock().committed_guests()
-    }
-
-    fn subvolume(&self, volume: &str, guest: &str) -> Result<std::path::PathBuf, HostError> {
-        self.0.blocking_lock().guest_subvolume(volume, guest)
-    }
-
-    fn attach_tap(&self, tap: &str, vswitch: &str, vlan: Option<u16>) -> Result<(), HostError> {
-        self.0
-            .blocking_lock()
-            .attach_tap(tap, vswitch, vlan)
-            .map(drop)
-    }
-}
 
 #[derive(Debug)]
 pub struct GuestsApi {
@@ -68,10 +33,13 @@ impl GuestsApi {
         Self { core, supervisor }
     }
 
-    async fn blocking<T: Send + 'static>(
+    async fn blocking<T: Send + 'static, E: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut super::LiveCore) -> Result<T, HostError> + Send + 'static,
-    ) -> Result<T, HostError> {
+        work: impl FnOnce(&mut super::LiveCore) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, HostError>
+    where
+        HostError: From<E>,
+    {
         super::on_core(&self.core, work).await
     }
 }
@@ -105,7 +73,9 @@ impl GuestsApi {
                 .guests
                 .last()
                 .cloned()
-                .ok_or_else(|| HostError::Invalid("no guest in the request".to_string()))?;
+                .ok_or_else(|| CoreError::BadGuest {
+                    message: "no guest in the request".to_string(),
+                })?;
             let subvolume = match &spec.volume {
                 Some(volume) => {
                     Some(core.guest_subvolume_path(volume.as_str(), spec.name.as_str())?)
@@ -113,7 +83,7 @@ impl GuestsApi {
                 None => None,
             };
             vm_config::resolve(&spec, subvolume.as_deref(), &look)
-                .map_err(|problems| HostError::Invalid(problems.join("\n")))?;
+                .map_err(|problems| CoreError::GuestFiles { problems })?;
             core.commit_guests(desired.guests)
         })
         .await
@@ -136,18 +106,18 @@ impl GuestsApi {
             .blocking(move |core| {
                 let mut guests = core.committed_guests()?;
                 let Some(index) = guests.iter().position(|g| g.name.as_str() == owned) else {
-                    return Err(GuestError::NotFound(owned).into());
+                    return Err(GuestError::NotFound(owned));
                 };
                 let gone = guests.remove(index);
                 let generation = core.commit_guests(guests)?;
                 for i in 0..gone.nics.len() {
                     let tap = layout::tap_name(&owned, i);
                     if let Err(error) = core.detach_tap(&tap)
-                        && !matches!(error, HostError::NotFound(_))
+                        && !matches!(error, CoreError::Tap(TapError::NoSuchTap(_)))
                     {
                         tracing::warn!(
                             "guest {owned}: cannot delete its port {tap}: {}",
-                            error.message()
+                            chain(&error)
                         );
                     }
                 }
@@ -213,8 +183,8 @@ impl GuestsApi {
 /// The committed document `current` with one more guest (`guest`: the keys of its table),
 /// validated as a whole. Tables are joined as values, not as text: a guest's `[boot]` or
 /// `[[nics]]` headers would otherwise land at the top of the document.
-pub fn with_guest(current: &str, guest: &str) -> Result<DesiredState, HostError> {
-    let refused = |message: String| HostError::Invalid(format!("guest: {message}"));
+pub fn with_guest(current: &str, guest: &str) -> Result<DesiredState, CoreError> {
+    let refused = |message: String| CoreError::BadGuest { message };
     let mut document: toml::Table = current
         .parse()
         .map_err(|error: toml::de::Error| refused(error.message().to_string()))?;
@@ -264,7 +234,7 @@ mod tests {
         let state = with_guest(current, guest).expect("joins");
         assert_eq!(state.guests.len(), 1);
         assert_eq!(state.guests[0].nics.len(), 1);
-        let twice = with_guest(&state.to_toml(), guest).map_err(|e| e.message());
+        let twice = with_guest(&state.to_toml(), guest).map_err(|e| HostError::from(e).message());
         assert_eq!(
             twice.err().as_deref(),
             Some(

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use super::Core;
-use crate::api::HostError;
+use super::{Core, CoreError, SharedCore};
 use crate::guests::layout;
+use crate::guests::supervisor::HostOps;
 use crate::reconcile::System;
 use crate::state::{DesiredState, GuestSpec, ObjectName};
 use crate::storage::subvolumes::Volume as Subvolumes;
@@ -14,7 +14,7 @@ use crate::store::Filesystem;
 
 impl<S: System, F: Filesystem> Core<S, F> {
     /// The guests of the committed document.
-    pub fn committed_guests(&self) -> Result<Vec<GuestSpec>, HostError> {
+    pub fn committed_guests(&self) -> Result<Vec<GuestSpec>, CoreError> {
         Ok(self
             .current()?
             .map(|(_, state)| state.guests)
@@ -24,7 +24,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
     /// Commits the committed document with its guests replaced by `guests` (after
     /// validating the whole), as a new generation. Guests act on nothing at commit time:
     /// the supervisor starts and stops them.
-    pub fn commit_guests(&mut self, guests: Vec<GuestSpec>) -> Result<u64, HostError> {
+    pub fn commit_guests(&mut self, guests: Vec<GuestSpec>) -> Result<u64, CoreError> {
         let mut desired: DesiredState = self.current()?.map(|(_, s)| s).unwrap_or_default();
         desired.guests = guests;
         desired.validate()?;
@@ -34,34 +34,41 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// Where the guest's subvolume is (or will be) on `volume`, which must be mounted.
-    pub fn guest_subvolume_path(&self, volume: &str, guest: &str) -> Result<PathBuf, HostError> {
+    pub fn guest_subvolume_path(&self, volume: &str, guest: &str) -> Result<PathBuf, CoreError> {
         let (_, mount_point) = self.mounted_volume(volume)?;
         Ok(mount_point.join(layout::subvolume_name(guest)))
     }
 
     /// The guest's subvolume `vm-<guest>` on `volume`, created when missing.
-    pub fn guest_subvolume(&self, volume: &str, guest: &str) -> Result<PathBuf, HostError> {
+    pub fn guest_subvolume(&self, volume: &str, guest: &str) -> Result<PathBuf, CoreError> {
         let (_, mount_point) = self.mounted_volume(volume)?;
-        let name = ObjectName::try_from(layout::subvolume_name(guest))
-            .map_err(|error| HostError::Invalid(error.to_string()))?;
+        let name = ObjectName::try_from(layout::subvolume_name(guest)).map_err(|error| {
+            CoreError::BadValue {
+                field: "guest",
+                error,
+            }
+        })?;
         let path = mount_point.join(name.as_str());
         if !path.exists() {
             Subvolumes {
                 name: volume,
                 mount_point: &mount_point,
             }
-            .create(&name)
-            .map_err(|error| HostError::ApplyFailed(crate::api::chain(&error)))?;
+            .create(&name)?;
             tracing::info!("created subvolume {name} on volume {volume} for guest {guest}");
         }
         Ok(path)
     }
 
     /// Deletes the guest's subvolume and every file in it.
-    pub fn delete_guest_subvolume(&self, volume: &str, guest: &str) -> Result<(), HostError> {
+    pub fn delete_guest_subvolume(&self, volume: &str, guest: &str) -> Result<(), CoreError> {
         let (_, mount_point) = self.mounted_volume(volume)?;
-        let name = ObjectName::try_from(layout::subvolume_name(guest))
-            .map_err(|error| HostError::Invalid(error.to_string()))?;
+        let name = ObjectName::try_from(layout::subvolume_name(guest)).map_err(|error| {
+            CoreError::BadValue {
+                field: "guest",
+                error,
+            }
+        })?;
         if !mount_point.join(name.as_str()).exists() {
             return Ok(());
         }
@@ -70,6 +77,26 @@ impl<S: System, F: Filesystem> Core<S, F> {
             mount_point: &mount_point,
         }
         .delete(&name)
-        .map_err(|error| HostError::ApplyFailed(crate::api::chain(&error)))
+        .map_err(CoreError::from)
+    }
+}
+
+/// The supervisor's view of the core: the live core behind its lock.
+pub struct CoreOps(pub SharedCore);
+
+impl HostOps for CoreOps {
+    fn guests(&self) -> Result<Vec<GuestSpec>, CoreError> {
+        self.0.blocking_lock().committed_guests()
+    }
+
+    fn subvolume(&self, volume: &str, guest: &str) -> Result<PathBuf, CoreError> {
+        self.0.blocking_lock().guest_subvolume(volume, guest)
+    }
+
+    fn attach_tap(&self, tap: &str, vswitch: &str, vlan: Option<u16>) -> Result<(), CoreError> {
+        self.0
+            .blocking_lock()
+            .attach_tap(tap, vswitch, vlan)
+            .map(drop)
     }
 }
