@@ -21,16 +21,16 @@ use zbus::object_server::ObjectServer;
 
 pub use self::error::HostError;
 pub use self::job_object::{JOB_INTERFACE, Job1Proxy, JobObject, JobView, job_path};
-use crate::error::{ByText, chain};
+use crate::error::chain;
+use crate::host::storage_jobs::{self, SubvolumeOp, unix_now};
 use crate::host::storage_ops::subvolume_name;
-use crate::host::{Acted, Applied, CoreError, Job, Jobs, wait_for_link};
+use crate::host::{Applied, CoreError, Job, Jobs, keeps_running_guests, run_apply};
 pub use crate::host::{LiveCore, SharedCore};
 pub use crate::host::{Status, describe_plan, system_uptime};
 use crate::log_ring::LogRing;
 use crate::state::DesiredState;
-use crate::storage::scrub_records::{self, ScrubRecord, ScrubRecords, Trigger};
-use crate::storage::subvolumes::{SubvolumeError, Volume as Subvolumes};
-use crate::storage::{maintenance, membership};
+use crate::storage::scrub_records::{ScrubRecords, Trigger};
+use tokio::sync::Mutex;
 
 /// The well-known name hostd owns on the system bus.
 pub const BUS_NAME: &str = "org.cairn.Host1";
@@ -102,19 +102,12 @@ impl HostApi {
     }
 
     fn keeps_running_guests(&self, desired: &DesiredState) -> Result<(), CoreError> {
-        let Some(supervisor) = &self.running_guests else {
-            return Ok(());
-        };
-        let dropped: Vec<String> = supervisor
-            .active()
-            .into_iter()
-            .filter(|name| !desired.guests.iter().any(|g| g.name.as_str() == name))
-            .collect();
-        if dropped.is_empty() {
-            Ok(())
-        } else {
-            Err(CoreError::DropsRunningGuests { guests: dropped })
-        }
+        let active = self
+            .running_guests
+            .as_ref()
+            .map(|supervisor| supervisor.active())
+            .unwrap_or_default();
+        keeps_running_guests(desired, active)
     }
 
     /// Where scrub results are kept (on the config partition when there is one).
@@ -127,20 +120,17 @@ impl HostApi {
     /// its last scrub (or that was never scrubbed). One storage job runs at a time: a volume
     /// that finds another job running waits for the next round. Returns the volumes started.
     pub async fn run_scrub_schedule(&self, server: &ObjectServer) -> Vec<String> {
-        let scheduled = match self.blocking(|core| core.scheduled_scrubs()).await {
-            Ok(scheduled) => scheduled,
+        let records = self.scrub_records.clone();
+        let due = self.blocking(move |core| core.due_scrubs(&records, unix_now()));
+        let due = match due.await {
+            Ok(due) => due,
             Err(error) => {
                 tracing::warn!("scrub schedule: {}", error.message());
                 return Vec::new();
             }
         };
-        let now = unix_now();
         let mut started = Vec::new();
-        for (volume, every_days) in scheduled {
-            let last = self.scrub_records.last(&volume).map(|r| r.finished_unix);
-            if !scrub_records::due(every_days, last, now) {
-                continue;
-            }
+        for volume in due {
             match self
                 .start_scrub(server, volume.clone(), Trigger::Schedule)
                 .await
@@ -159,8 +149,7 @@ impl HostApi {
         started
     }
 
-    /// The scrub job, on demand or scheduled: its counters are the job's result and the
-    /// volume's kept record.
+    /// The scrub job, on demand or scheduled.
     async fn start_scrub(
         &self,
         server: &ObjectServer,
@@ -169,27 +158,7 @@ impl HostApi {
     ) -> Result<OwnedObjectPath, HostError> {
         let records = self.scrub_records.clone();
         self.start_storage_job(server, move |job, core| {
-            let (_, mount_point) = core.blocking_lock().mounted_volume(&volume)?;
-            job.set_total(1);
-            job.progress(0, format!("scrubbing {}", mount_point.display()));
-            let result = maintenance::scrub(&volume, &mount_point.display().to_string())
-                .map_err(storage_error)?;
-            if result.uncorrectable_errors > 0 {
-                tracing::error!(
-                    "scrub of volume {volume}: {} uncorrectable errors",
-                    result.uncorrectable_errors
-                );
-            }
-            let record = ScrubRecord {
-                finished_unix: unix_now(),
-                trigger,
-                result,
-            };
-            if let Err(error) = records.keep(&record) {
-                tracing::warn!("{}", chain(&error));
-            }
-            job.progress(1, "scrubbed");
-            Ok(serde_json::to_string(&record.result).expect("counters are numbers"))
+            storage_jobs::scrub(core, job, &records, &volume, trigger)
         })
         .await
     }
@@ -246,20 +215,8 @@ impl HostApi {
             .await?;
         let core = Arc::clone(&self.core);
         tokio::task::spawn_blocking(move || {
-            // The core is held while acting, not during the confirm window (up to 10
-            // minutes): status, views and guest ports stay answerable meanwhile, and the
-            // job registry still keeps a second apply out.
-            let acted = core.blocking_lock().act(&desired, &job);
-            let result = match acted {
-                Ok(Acted::Finished(applied)) => Ok(applied),
-                Ok(Acted::AwaitingLink(pending)) => {
-                    let outcome = wait_for_link(&pending, &job, &mut || {
-                        core.blocking_lock().link_confirmed(&pending)
-                    });
-                    core.blocking_lock().settle(*pending, outcome)
-                }
-                Err(error) => Err(error),
-            };
+            // The core is locked per phase, not for the confirm window: see `run_apply`.
+            let result = run_apply(&*core, &desired, &job);
             finish_job(&job, result);
         });
         Ok(path)
@@ -267,13 +224,27 @@ impl HostApi {
 }
 
 impl HostApi {
+    /// A subvolume job on `volume`.
+    async fn start_subvolume_job(
+        &self,
+        server: &ObjectServer,
+        volume: &str,
+        operation: SubvolumeOp,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let volume = volume.to_string();
+        self.start_storage_job(server, move |job, core| {
+            storage_jobs::subvolume(core, job, &volume, &operation)
+        })
+        .await
+    }
+
     /// Registers a storage job and runs `work` on a blocking thread; `work` gets the job
     /// for progress and the core (to lock briefly for what it must resolve), and returns
     /// the job's JSON result.
     async fn start_storage_job(
         &self,
         server: &ObjectServer,
-        work: impl FnOnce(&Job, &SharedCore) -> Result<String, CoreError> + Send + 'static,
+        work: impl FnOnce(&Job, &Mutex<LiveCore>) -> Result<String, CoreError> + Send + 'static,
     ) -> Result<OwnedObjectPath, HostError> {
         let (job, path) = self
             .publish_job(server, STORAGE_JOB, |job| CoreError::StorageBusy { job })
@@ -291,30 +262,6 @@ impl HostApi {
         });
         Ok(path)
     }
-}
-
-fn storage_error(error: crate::storage::StorageError) -> CoreError {
-    CoreError::Storage(ByText(error))
-}
-
-/// Runs a subvolume operation on volume `volume` as a job step.
-fn on_subvolumes(
-    core: &SharedCore,
-    volume: &str,
-    job: &Job,
-    step: String,
-    operation: impl FnOnce(&Subvolumes<'_>) -> Result<(), SubvolumeError>,
-) -> Result<String, CoreError> {
-    let (_, mount_point) = core.blocking_lock().mounted_volume(volume)?;
-    job.set_total(1);
-    job.progress(0, step.clone());
-    let subvolumes = Subvolumes {
-        name: volume,
-        mount_point: &mount_point,
-    };
-    operation(&subvolumes)?;
-    job.progress(1, step);
-    Ok(serde_json::json!({ "volume": volume }).to_string())
 }
 
 fn finish_job(job: &Job, result: Result<Applied, CoreError>) {
@@ -411,13 +358,10 @@ impl HostApi {
     /// JSON: the drives (slot, model, serial, size, kind, use) and the document's volumes
     /// (state, space, profiles, members).
     async fn storage_show(&self) -> Result<String, HostError> {
-        let mut view = self.blocking(|core| core.storage_view()).await?;
-        for volume in &mut view.volumes {
-            volume.last_scrub = self
-                .scrub_records
-                .last(&volume.name)
-                .map(|record| record.summary());
-        }
+        let records = self.scrub_records.clone();
+        let view = self
+            .blocking(move |core| core.storage_view_with_scrubs(&records))
+            .await?;
         Ok(serde_json::to_string(&view).expect("a view is strings, numbers and lists"))
     }
 
@@ -432,15 +376,7 @@ impl HostApi {
     ) -> Result<OwnedObjectPath, HostError> {
         let (volume, old, new) = (volume.to_string(), old.to_string(), new.to_string());
         self.start_storage_job(server, move |job, core| {
-            let plan = core.blocking_lock().replacement(&volume, &old, &new)?;
-            job.set_total(100);
-            let mut replaced = maintenance::replace(&plan, &|done, step| job.progress(done, step))
-                .map_err(storage_error)?;
-            replaced.generation = core
-                .blocking_lock()
-                .record_replacement(&volume, &old, &new)?;
-            job.progress(100, "replaced");
-            Ok(serde_json::to_string(&replaced).expect("an outcome is strings and numbers"))
+            storage_jobs::replace(core, job, &volume, &old, &new)
         })
         .await
     }
@@ -455,20 +391,7 @@ impl HostApi {
     ) -> Result<OwnedObjectPath, HostError> {
         let (volume, new) = (volume.to_string(), new.to_string());
         self.start_storage_job(server, move |job, core| {
-            let plan = core.blocking_lock().addition(&volume, &new)?;
-            job.set_total(100);
-            let outcome = membership::add(&plan, &|done, step| job.progress(done, step));
-            // Once Btrfs has the drive the document must name it, whether or not the balance
-            // after it finished: a failed balance leaves the data where it was, on the old
-            // drives, and new writes use all of them.
-            let generation = match &outcome {
-                Err(_) if !core.blocking_lock().is_member(&volume, &new) => None,
-                _ => Some(core.blocking_lock().record_addition(&volume, &new)?),
-            };
-            let mut added = outcome.map_err(storage_error)?;
-            added.generation = generation.unwrap_or_default();
-            job.progress(100, "added");
-            Ok(serde_json::to_string(&added).expect("an outcome is strings and numbers"))
+            storage_jobs::add(core, job, &volume, &new)
         })
         .await
     }
@@ -484,23 +407,7 @@ impl HostApi {
     ) -> Result<OwnedObjectPath, HostError> {
         let (volume, old) = (volume.to_string(), old.to_string());
         self.start_storage_job(server, move |job, core| {
-            let plan = core.blocking_lock().removal(&volume, &old)?;
-            job.set_total(100);
-            let outcome = membership::remove(&plan, &|done, step| job.progress(done, step));
-            // Once Btrfs has let the drive go the document must not name it, even if
-            // releasing it from bcache failed after: a listed drive that is no member would
-            // make the next apply refuse the document.
-            let generation = match &outcome {
-                Err(_) if core.blocking_lock().is_member(&volume, &old) => None,
-                _ => Some(
-                    core.blocking_lock()
-                        .record_removal(&volume, &old, &plan.paths)?,
-                ),
-            };
-            let mut removed = outcome.map_err(storage_error)?;
-            removed.generation = generation.unwrap_or_default();
-            job.progress(100, "removed");
-            Ok(serde_json::to_string(&removed).expect("an outcome is strings and numbers"))
+            storage_jobs::remove(core, job, &volume, &old)
         })
         .await
     }
@@ -523,18 +430,10 @@ impl HostApi {
         name: &str,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
-        let name = subvolume_name("name", name)?;
-        let volume = volume.to_string();
-        self.start_storage_job(server, move |job, core| {
-            on_subvolumes(
-                core,
-                &volume,
-                job,
-                format!("creating subvolume {name}"),
-                |s| s.create(&name),
-            )
-        })
-        .await
+        let operation = SubvolumeOp::Create {
+            name: subvolume_name("name", name)?,
+        };
+        self.start_subvolume_job(server, volume, operation).await
     }
 
     /// A snapshot of subvolume `source` named `name`: read-only, or a writable clone.
@@ -546,20 +445,12 @@ impl HostApi {
         writable: bool,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
-        let source = subvolume_name("source", source)?;
-        let name = subvolume_name("name", name)?;
-        let volume = volume.to_string();
-        self.start_storage_job(server, move |job, core| {
-            let what = if writable { "clone" } else { "snapshot" };
-            on_subvolumes(
-                core,
-                &volume,
-                job,
-                format!("creating {what} {name} of {source}"),
-                |s| s.snapshot(&source, &name, writable),
-            )
-        })
-        .await
+        let operation = SubvolumeOp::Snapshot {
+            source: subvolume_name("source", source)?,
+            name: subvolume_name("name", name)?,
+            writable,
+        };
+        self.start_subvolume_job(server, volume, operation).await
     }
 
     /// Deletes a subvolume, snapshot or clone.
@@ -569,35 +460,19 @@ impl HostApi {
         name: &str,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
-        let name = subvolume_name("name", name)?;
-        let volume = volume.to_string();
-        self.start_storage_job(server, move |job, core| {
-            on_subvolumes(core, &volume, job, format!("deleting {name}"), |s| {
-                s.delete(&name)
-            })
-        })
-        .await
+        let operation = SubvolumeOp::Delete {
+            name: subvolume_name("name", name)?,
+        };
+        self.start_subvolume_job(server, volume, operation).await
     }
 
     /// JSON: the volume's subvolumes, snapshots and clones with their origin and size.
     async fn snapshot_list(&self, volume: &str) -> Result<String, HostError> {
-        let volume = volume.to_string();
-        let (_, mount_point) = self
-            .blocking({
-                let volume = volume.clone();
-                move |core| core.mounted_volume(&volume)
-            })
-            .await?;
-        let entries = tokio::task::spawn_blocking(move || {
-            Subvolumes {
-                name: &volume,
-                mount_point: &mount_point,
-            }
-            .list()
-        })
-        .await
-        .map_err(|error| HostError::unfinished(&error))?
-        .map_err(CoreError::from)?;
+        let (core, volume) = (Arc::clone(&self.core), volume.to_string());
+        let entries =
+            tokio::task::spawn_blocking(move || storage_jobs::snapshot_list(&*core, &volume))
+                .await
+                .map_err(|error| HostError::unfinished(&error))??;
         Ok(serde_json::to_string(&entries).expect("entries are strings and numbers"))
     }
 
@@ -678,10 +553,4 @@ pub trait Host1 {
     fn snapshot_list(&self, volume: &str) -> Result<String, HostError>;
     fn jobs(&self) -> Result<Vec<OwnedObjectPath>, HostError>;
     fn log(&self, since: u64, max: u32) -> Result<(u64, Vec<WireLogRecord>), HostError>;
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
 }

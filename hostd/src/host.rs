@@ -16,6 +16,7 @@
 
 pub mod error;
 mod guest_ops;
+pub mod storage_jobs;
 mod storage_membership;
 pub mod storage_ops;
 mod taps;
@@ -28,7 +29,7 @@ use board_configs::{DriveSlot, Lan};
 use serde::{Deserialize, Serialize};
 
 pub use self::error::{CoreError, LinkWait, Restored, WatchedError};
-pub use self::guest_ops::CoreOps;
+pub use self::guest_ops::{CoreOps, keeps_running_guests};
 use crate::error::{ByText, chain};
 use crate::jobs;
 use crate::network;
@@ -66,16 +67,58 @@ pub struct Applied {
     pub recorded_only: Vec<String>,
 }
 
+/// How [`run_apply`] reaches the core between the phases of an apply: the daemon locks
+/// the shared core for each phase; a test passes the core itself.
+pub trait CoreAccess<S: System, F: Filesystem> {
+    /// Runs `work` on the core, holding it only that long.
+    fn with<T>(&mut self, work: impl FnOnce(&mut Core<S, F>) -> T) -> T;
+}
+
+impl<S: System, F: Filesystem> CoreAccess<S, F> for &mut Core<S, F> {
+    fn with<T>(&mut self, work: impl FnOnce(&mut Core<S, F>) -> T) -> T {
+        work(self)
+    }
+}
+
+impl<S: System, F: Filesystem> CoreAccess<S, F> for &tokio::sync::Mutex<Core<S, F>> {
+    /// On a blocking thread only (the daemon runs jobs on them).
+    fn with<T>(&mut self, work: impl FnOnce(&mut Core<S, F>) -> T) -> T {
+        work(&mut self.blocking_lock())
+    }
+}
+
+/// The one safe-apply transaction, the daemon's and the tests': act → confirm window →
+/// settle (see the module's comment).
+///
+/// The core is held while acting and while settling, not during the confirm window (up to
+/// 10 minutes): status, views and guest ports stay answerable meanwhile, and the job
+/// registry still keeps a second apply out. Each look at the link takes the core briefly.
+pub fn run_apply<S: System, F: Filesystem>(
+    mut core: impl CoreAccess<S, F>,
+    desired: &DesiredState,
+    job: &Job,
+) -> Result<Applied, CoreError> {
+    match core.with(|core| core.act(desired, job))? {
+        Acted::Finished(applied) => Ok(applied),
+        Acted::AwaitingLink(pending) => {
+            let outcome = wait_for_link(&pending, job, &mut || {
+                core.with(|core| core.link_confirmed(&pending))
+            });
+            core.with(|core| core.settle(*pending, outcome))
+        }
+    }
+}
+
 /// What [`Core::act`] leaves: a finished apply, or one in its confirm window.
 #[derive(Debug)]
-pub enum Acted {
+enum Acted {
     Finished(Applied),
     AwaitingLink(Box<AwaitingLink>),
 }
 
 /// A safe apply whose actions ran and whose management link is still to be confirmed.
 #[derive(Debug)]
-pub struct AwaitingLink {
+struct AwaitingLink {
     done: Vec<HostAction>,
     previous: Option<Generation>,
     generation: Generation,
@@ -96,7 +139,7 @@ pub enum Reach {
 /// The safe apply's check: the management interface must reach the wire (a cable, a switch
 /// port that came up) and, with `dhcp4`, hold a lease within the grace period. `look`
 /// looks once; `Err` says why the window closed without it.
-pub fn wait_for_link(
+fn wait_for_link(
     pending: &AwaitingLink,
     job: &Job,
     look: &mut dyn FnMut() -> Reach,
@@ -290,23 +333,14 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// Applies a validated document as one transaction (see the module's comment), reporting
-    /// progress on `job`. A document equal to the committed one is not committed again.
-    /// Holds the core for the whole apply, the confirm window included; the API uses
-    /// [`Core::act`], [`Core::link_confirmed`] and [`Core::settle`] instead, so that other
-    /// calls are answered while the window lasts.
+    /// progress on `job`: [`run_apply`] over this core, held throughout.
     pub fn apply(&mut self, desired: &DesiredState, job: &Job) -> Result<Applied, CoreError> {
-        match self.act(desired, job)? {
-            Acted::Finished(applied) => Ok(applied),
-            Acted::AwaitingLink(pending) => {
-                let outcome = wait_for_link(&pending, job, &mut || self.link_confirmed(&pending));
-                self.settle(*pending, outcome)
-            }
-        }
+        run_apply(self, desired, job)
     }
 
     /// The apply up to the safe apply's confirm window: validate, observe, plan, commit,
     /// act (undoing and restoring on a failure or a cancel).
-    pub fn act(&mut self, desired: &DesiredState, job: &Job) -> Result<Acted, CoreError> {
+    fn act(&mut self, desired: &DesiredState, job: &Job) -> Result<Acted, CoreError> {
         desired.validate()?;
         self.check_board(desired)?;
         job.progress(0, "observing the box");
@@ -396,7 +430,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
 
     /// One look at the box: whether the management interface of `pending` reaches a
     /// cabled port (through its bond or vSwitch) and, with `dhcp4`, holds a lease.
-    pub fn link_confirmed(&self, pending: &AwaitingLink) -> Reach {
+    fn link_confirmed(&self, pending: &AwaitingLink) -> Reach {
         let name = pending.management.interface.as_str();
         let has_link = self
             .system
@@ -416,7 +450,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
 
     /// Ends a safe apply: keeps it when the link was confirmed, otherwise undoes its
     /// actions and commits the previous document again.
-    pub fn settle(
+    fn settle(
         &mut self,
         pending: AwaitingLink,
         outcome: Result<(), LinkWait>,

@@ -81,6 +81,20 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 }
 
+/// Refuses a document that drops a guest whose process runs (`active`): stopping guests is
+/// the supervisor's, an apply does not.
+pub fn keeps_running_guests(desired: &DesiredState, active: Vec<String>) -> Result<(), CoreError> {
+    let dropped: Vec<String> = active
+        .into_iter()
+        .filter(|name| !desired.guests.iter().any(|g| g.name.as_str() == name))
+        .collect();
+    if dropped.is_empty() {
+        Ok(())
+    } else {
+        Err(CoreError::DropsRunningGuests { guests: dropped })
+    }
+}
+
 /// The supervisor's view of the core: the live core behind its lock.
 pub struct CoreOps(pub SharedCore);
 

@@ -1,6 +1,6 @@
 //! The core's on-demand storage operations: what they need resolved from the committed
 //! document and the drives before a job runs them (the jobs themselves run without the
-//! core's lock, see `api.rs`).
+//! core's lock, see `storage_jobs.rs`).
 
 use std::path::PathBuf;
 

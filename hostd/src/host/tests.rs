@@ -628,3 +628,32 @@ fn a_drive_that_is_not_a_path_is_refused_as_a_value() {
         })
     );
 }
+
+#[test]
+fn the_daemon_s_apply_over_the_shared_core_is_the_same_transaction() {
+    let (core, fake) = core();
+    let shared = tokio::sync::Mutex::new(core);
+    let job = Job::new(1, "config apply");
+    let applied = run_apply(&shared, &doc(GOOD), &job).expect("apply");
+    assert_eq!(applied.generation, 1);
+    assert_eq!(fake.hostname(), "nas1");
+    fake.lock().refuse = Some("nas2".into());
+    let error = run_apply(&shared, &doc(&GOOD.replace("nas1", "nas2")), &job)
+        .expect_err("refused by the box");
+    assert!(matches!(error, CoreError::Apply { .. }), "{error:?}");
+    assert_eq!(shared.blocking_lock().show().expect("show").0, 3);
+}
+
+#[test]
+fn a_document_may_not_drop_a_running_guest() {
+    let with_web = doc(
+        "version = 1\n[[guests]]\nname = \"web\"\nvcpus = 1\nmemory_mib = 128\n[guests.boot]\nkernel = \"/k\"\n",
+    );
+    assert_eq!(keeps_running_guests(&with_web, vec!["web".into()]), Ok(()));
+    assert_eq!(
+        keeps_running_guests(&DesiredState::default(), vec!["web".into(), "db".into()]),
+        Err(CoreError::DropsRunningGuests {
+            guests: vec!["web".into(), "db".into()],
+        })
+    );
+}
