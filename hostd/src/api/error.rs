@@ -129,7 +129,6 @@ impl From<&CoreError> for HostError {
             | CoreError::BootDrive { .. }
             | CoreError::NotBlank { .. }
             | CoreError::CannotRemove { .. }
-            | CoreError::BadGuest { .. }
             | CoreError::GuestFiles { .. } => Self::Invalid(text),
             CoreError::UnknownBoard { .. }
             | CoreError::UnknownGeneration { .. }

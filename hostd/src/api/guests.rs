@@ -15,10 +15,8 @@ use crate::error::chain;
 use crate::guests::layout;
 use crate::guests::supervisor::look;
 use crate::guests::supervisor::{Control, GuestError, Supervisor};
-use crate::guests::vm_config;
 use crate::host::CoreError;
 use crate::network::taps::TapError;
-use crate::state::DesiredState;
 
 pub const GUESTS_INTERFACE: &str = "org.cairn.Guests1";
 
@@ -66,27 +64,8 @@ impl GuestsApi {
     /// generation.
     async fn create(&self, guest: &str) -> Result<u64, HostError> {
         let guest = guest.to_string();
-        self.blocking(move |core| {
-            let (_, current) = core.show()?;
-            let desired = with_guest(&current, &guest)?;
-            let spec = desired
-                .guests
-                .last()
-                .cloned()
-                .ok_or_else(|| CoreError::BadGuest {
-                    message: "no guest in the request".to_string(),
-                })?;
-            let subvolume = match &spec.volume {
-                Some(volume) => {
-                    Some(core.guest_subvolume_path(volume.as_str(), spec.name.as_str())?)
-                }
-                None => None,
-            };
-            vm_config::resolve(&spec, subvolume.as_deref(), &look)
-                .map_err(|problems| CoreError::GuestFiles { problems })?;
-            core.commit_guests(desired.guests)
-        })
-        .await
+        self.blocking(move |core| core.add_guest(&guest, &look))
+            .await
     }
 
     /// Removes a stopped guest from the document; with `remove_disks` its subvolume (and
@@ -180,30 +159,6 @@ impl GuestsApi {
     }
 }
 
-/// The committed document `current` with one more guest (`guest`: the keys of its table),
-/// validated as a whole. Tables are joined as values, not as text: a guest's `[boot]` or
-/// `[[nics]]` headers would otherwise land at the top of the document.
-pub fn with_guest(current: &str, guest: &str) -> Result<DesiredState, CoreError> {
-    let refused = |message: String| CoreError::BadGuest { message };
-    let mut document: toml::Table = current
-        .parse()
-        .map_err(|error: toml::de::Error| refused(error.message().to_string()))?;
-    let table: toml::Table = guest
-        .parse()
-        .map_err(|error: toml::de::Error| refused(error.message().to_string()))?;
-    let guests = document
-        .entry("guests")
-        .or_insert_with(|| toml::Value::Array(Vec::new()));
-    let Some(list) = guests.as_array_mut() else {
-        return Err(refused(
-            "the committed document's guests are not a list".into(),
-        ));
-    };
-    list.push(toml::Value::Table(table));
-    let text = toml::to_string(&document).expect("a TOML table prints");
-    Ok(DesiredState::from_toml(&text)?)
-}
-
 /// The client side of `org.cairn.Guests1`.
 #[zbus::proxy(
     interface = "org.cairn.Guests1",
@@ -221,25 +176,4 @@ pub trait Guests1 {
     fn pause(&self, name: &str) -> Result<String, HostError>;
     fn resume(&self, name: &str) -> Result<String, HostError>;
     fn capacity(&self, vcpus: u32, memory_mib: u64) -> Result<String, HostError>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_guest_with_nested_tables_joins_the_document() {
-        let current = "version = 1\n\n[[network.vswitches]]\nname = \"priv\"\n";
-        let guest = "name = \"g1\"\nvcpus = 1\nmemory_mib = 128\n\n[boot]\nkernel = \"/k\"\n\n[[nics]]\nvswitch = \"priv\"\n";
-        let state = with_guest(current, guest).expect("joins");
-        assert_eq!(state.guests.len(), 1);
-        assert_eq!(state.guests[0].nics.len(), 1);
-        let twice = with_guest(&state.to_toml(), guest).map_err(|e| HostError::from(e).message());
-        assert_eq!(
-            twice.err().as_deref(),
-            Some(
-                r#"guests[1].name: "g1" is already the name of guests[0] (expected a name of its own)"#
-            )
-        );
-    }
 }

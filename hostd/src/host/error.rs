@@ -144,9 +144,6 @@ pub enum CoreError {
     /// A guest port request the network refuses.
     #[error(transparent)]
     Tap(TapError),
-    /// A guest table of `Guests1.Create` that does not parse.
-    #[error("guest: {message}")]
-    BadGuest { message: String },
     /// A guest whose files (kernel, disks, firmware) are not where it says.
     #[error("{}", problems.join("\n"))]
     GuestFiles { problems: Vec<String> },

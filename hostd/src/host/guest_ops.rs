@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::{Core, CoreError, SharedCore};
 use crate::guests::layout;
 use crate::guests::supervisor::HostOps;
+use crate::guests::vm_config::{self, Found};
 use crate::reconcile::System;
 use crate::state::{DesiredState, GuestSpec, ObjectName};
 use crate::storage::subvolumes::Volume as Subvolumes;
@@ -30,6 +31,33 @@ impl<S: System, F: Filesystem> Core<S, F> {
         desired.validate()?;
         let generation = self.store.commit(&desired)?;
         tracing::info!(%generation, "committed a new desired state (guests changed)");
+        Ok(generation.get())
+    }
+
+    /// Adds a guest (`guest`: the keys of one `[[guests]]` table) to the committed document,
+    /// as a new generation; returns it. The guest is parsed on its own and pushed onto the
+    /// committed document as a value, which is then validated as a whole: refused, with
+    /// every wrong field, when it would not validate, or when a file it names is not there
+    /// (`look` says what is at a path; its subvolume's files are looked for on `volume`,
+    /// which must be mounted).
+    pub fn add_guest(
+        &mut self,
+        guest: &str,
+        look: &dyn Fn(&std::path::Path) -> Found,
+    ) -> Result<u64, CoreError> {
+        let mut desired: DesiredState = self.current()?.map(|(_, s)| s).unwrap_or_default();
+        let spec = GuestSpec::from_toml(guest, desired.guests.len())?;
+        desired.guests.push(spec);
+        desired.validate()?;
+        let spec = desired.guests.last().expect("just pushed");
+        let subvolume = match &spec.volume {
+            Some(volume) => Some(self.guest_subvolume_path(volume.as_str(), spec.name.as_str())?),
+            None => None,
+        };
+        vm_config::resolve(spec, subvolume.as_deref(), look)
+            .map_err(|problems| CoreError::GuestFiles { problems })?;
+        let generation = self.store.commit(&desired)?;
+        tracing::info!(%generation, "committed a new desired state (guest {} added)", spec.name);
         Ok(generation.get())
     }
 

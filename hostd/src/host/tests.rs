@@ -657,3 +657,58 @@ fn a_document_may_not_drop_a_running_guest() {
         })
     );
 }
+
+#[test]
+fn a_guest_with_nested_tables_joins_the_document_as_a_value() {
+    let (mut core, _) = core();
+    core.store
+        .commit(&doc(
+            "version = 1\n\n[[network.vswitches]]\nname = \"priv\"\n",
+        ))
+        .expect("commit");
+    let everything_is_there = |_: &std::path::Path| crate::guests::vm_config::Found::File;
+    let guest = "name = \"g1\"\nvcpus = 1\nmemory_mib = 128\n\n[boot]\nkernel = \"/k\"\n\n[[nics]]\nvswitch = \"priv\"\n";
+    assert_eq!(core.add_guest(guest, &everything_is_there), Ok(2));
+    let guests = core.committed_guests().expect("guests");
+    assert_eq!(guests.len(), 1);
+    assert_eq!(guests[0].nics.len(), 1);
+    let twice = core
+        .add_guest(guest, &everything_is_there)
+        .expect_err("the name is taken");
+    let CoreError::Refused(invalid) = &twice else {
+        panic!("expected Refused, got {twice:?}");
+    };
+    let lines: Vec<String> = invalid.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [r#"guests[1].name: "g1" is already the name of guests[0] (expected a name of its own)"#]
+    );
+    let wrong_type = core
+        .add_guest(
+            &guest.replace("vcpus = 1", "vcpus = \"two\""),
+            &everything_is_there,
+        )
+        .expect_err("vcpus is a number");
+    let CoreError::Refused(invalid) = &wrong_type else {
+        panic!("expected Refused, got {wrong_type:?}");
+    };
+    assert!(
+        invalid.errors[0]
+            .to_string()
+            .starts_with("guests[1].vcpus: invalid type"),
+        "{invalid}"
+    );
+    let nothing_there = |_: &std::path::Path| crate::guests::vm_config::Found::Missing;
+    let missing = core
+        .add_guest(&guest.replace("g1", "g2"), &nothing_there)
+        .expect_err("no kernel");
+    assert!(
+        matches!(missing, CoreError::GuestFiles { .. }),
+        "{missing:?}"
+    );
+    assert_eq!(
+        core.show().expect("show").0,
+        2,
+        "nothing refused was committed"
+    );
+}
