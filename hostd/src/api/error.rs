@@ -133,7 +133,8 @@ impl From<&CoreError> for HostError {
             CoreError::UnknownBoard { .. }
             | CoreError::UnknownGeneration { .. }
             | CoreError::NoSuchVolume { .. }
-            | CoreError::NotMounted { .. } => Self::NotFound(text),
+            | CoreError::NotMounted { .. }
+            | CoreError::NoSuchGuest { .. } => Self::NotFound(text),
             CoreError::Store(_) => Self::Storage(text),
             CoreError::Observe(_)
             | CoreError::NoDrives { .. }

@@ -11,12 +11,8 @@
 use std::time::Duration;
 
 use super::{HostError, SharedCore};
-use crate::error::chain;
-use crate::guests::layout;
 use crate::guests::supervisor::look;
 use crate::guests::supervisor::{Control, GuestError, Supervisor};
-use crate::host::CoreError;
-use crate::network::taps::TapError;
 
 pub const GUESTS_INTERFACE: &str = "org.cairn.Guests1";
 
@@ -82,30 +78,7 @@ impl GuestsApi {
         }
         let owned = name.to_string();
         let generation = self
-            .blocking(move |core| {
-                let mut guests = core.committed_guests()?;
-                let Some(index) = guests.iter().position(|g| g.name.as_str() == owned) else {
-                    return Err(GuestError::NotFound(owned));
-                };
-                let gone = guests.remove(index);
-                let generation = core.commit_guests(guests)?;
-                for i in 0..gone.nics.len() {
-                    let tap = layout::tap_name(&owned, i);
-                    if let Err(error) = core.detach_tap(&tap)
-                        && !matches!(error, CoreError::Tap(TapError::NoSuchTap(_)))
-                    {
-                        tracing::warn!(
-                            "guest {owned}: cannot delete its port {tap}: {}",
-                            chain(&error)
-                        );
-                    }
-                }
-                if remove_disks && let Some(volume) = &gone.volume {
-                    core.delete_guest_subvolume(volume.as_str(), &owned)?;
-                    tracing::info!("guest {owned}: its subvolume and disks are deleted");
-                }
-                Ok(generation)
-            })
+            .blocking(move |core| core.delete_guest(&owned, remove_disks))
             .await?;
         self.supervisor.forget(name)?;
         tracing::info!("guest {name} deleted");

@@ -144,6 +144,8 @@ pub enum CoreError {
     /// A guest port request the network refuses.
     #[error(transparent)]
     Tap(TapError),
+    #[error("There is no guest {name:?} in the committed document")]
+    NoSuchGuest { name: String },
     /// A guest whose files (kernel, disks, firmware) are not where it says.
     #[error("{}", problems.join("\n"))]
     GuestFiles { problems: Vec<String> },

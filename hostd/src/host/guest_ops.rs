@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 
 use super::{Core, CoreError, SharedCore};
+use crate::error::chain;
 use crate::guests::layout;
 use crate::guests::supervisor::HostOps;
 use crate::guests::vm_config::{self, Found};
+use crate::network::taps::TapError;
 use crate::reconcile::System;
 use crate::state::{DesiredState, GuestSpec, ObjectName};
 use crate::storage::subvolumes::Volume as Subvolumes;
@@ -59,6 +61,38 @@ impl<S: System, F: Filesystem> Core<S, F> {
         let generation = self.store.commit(&desired)?;
         tracing::info!(%generation, "committed a new desired state (guest {} added)", spec.name);
         Ok(generation.get())
+    }
+
+    /// Removes a guest from the committed document as a new generation (returned), then
+    /// deletes its ports on the vSwitches (one that cannot be deleted is logged: the guest
+    /// is gone from the document either way) and, with `remove_disks`, its subvolume and
+    /// every file in it. The guest must be stopped: that is the supervisor's to check.
+    pub fn delete_guest(&mut self, name: &str, remove_disks: bool) -> Result<u64, CoreError> {
+        let mut guests = self.committed_guests()?;
+        let Some(index) = guests.iter().position(|g| g.name.as_str() == name) else {
+            return Err(CoreError::NoSuchGuest {
+                name: name.to_string(),
+            });
+        };
+        let gone = guests.remove(index);
+        let generation = self.commit_guests(guests)?;
+        for i in 0..gone.nics.len() {
+            let tap = layout::tap_name(name, i);
+            match self.detach_tap(&tap) {
+                Ok(_) | Err(CoreError::Tap(TapError::NoSuchTap(_))) => {}
+                Err(error) => {
+                    tracing::warn!(
+                        "guest {name}: cannot delete its port {tap}: {}",
+                        chain(&error)
+                    );
+                }
+            }
+        }
+        if remove_disks && let Some(volume) = &gone.volume {
+            self.delete_guest_subvolume(volume.as_str(), name)?;
+            tracing::info!("guest {name}: its subvolume and disks are deleted");
+        }
+        Ok(generation)
     }
 
     /// Where the guest's subvolume is (or will be) on `volume`, which must be mounted.
