@@ -13,6 +13,11 @@
 //! again, [`Core::reconcile`] takes the box to whatever the store holds — the old document if
 //! the kill came before step 3 finished, the new one after — and the rename in the store makes
 //! that "old or new", never a mix.
+//!
+//! The transaction is written once, [`run_apply`]: the daemon runs it over the shared core
+//! (released during a safe apply's confirm window), the tests over a core they own. Every
+//! operation fails with a [`CoreError`]; the API maps it to the wire, this module knows
+//! nothing of D-Bus.
 
 pub mod error;
 mod guest_ops;

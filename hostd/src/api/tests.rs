@@ -157,4 +157,17 @@ async fn interface_over_a_peer_to_peer_connection() {
     let (next, records) = proxy.log(1, 10).await.expect("Log");
     assert_eq!((next, records.len()), (2, 1));
     assert!(proxy.log(2, 10).await.expect("Log").1.is_empty());
+
+    // A job keeps its typed failure; the job object maps it when it shows the job: a
+    // volume the document does not have is NotFound, as a direct call says.
+    let path = proxy.storage_scrub("tank").await.expect("StorageScrub");
+    let finished = wait_for_job(&client, &path).await;
+    assert_eq!(finished.state, JobState::Failed, "{finished:?}");
+    assert_eq!(finished.error_name, "org.cairn.Error.NotFound");
+    assert_eq!(
+        finished.error,
+        r#"There is no volume "tank" in the committed document (it has: none)"#
+    );
+    let error = proxy.snapshot_list("tank").await.expect_err("no volume");
+    assert!(matches!(&error, HostError::NotFound(_)), "{error:?}");
 }

@@ -27,7 +27,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
     /// Commits the committed document with its guests replaced by `guests` (after
     /// validating the whole), as a new generation. Guests act on nothing at commit time:
     /// the supervisor starts and stops them.
-    pub fn commit_guests(&mut self, guests: Vec<GuestSpec>) -> Result<u64, CoreError> {
+    fn commit_guests(&mut self, guests: Vec<GuestSpec>) -> Result<u64, CoreError> {
         let mut desired: DesiredState = self.current()?.map(|(_, s)| s).unwrap_or_default();
         desired.guests = guests;
         desired.validate()?;
