@@ -21,10 +21,9 @@ use zbus::object_server::ObjectServer;
 
 pub use self::error::HostError;
 pub use self::job_object::{JOB_INTERFACE, Job1Proxy, JobObject, JobView, job_path};
-use crate::error::chain;
 use crate::host::storage_jobs::{self, SubvolumeOp, unix_now};
 use crate::host::storage_ops::subvolume_name;
-use crate::host::{Applied, CoreError, Job, Jobs, keeps_running_guests, run_apply};
+use crate::host::{CoreError, Job, Jobs, keeps_running_guests, run_apply, run_job};
 pub use crate::host::{LiveCore, SharedCore};
 pub use crate::host::{Status, describe_plan, system_uptime};
 use crate::log_ring::LogRing;
@@ -204,7 +203,7 @@ impl HostApi {
         Ok((job, path))
     }
 
-    /// Registers a job object and runs the apply on a blocking thread (actions are syscalls).
+    /// Registers a job object and runs the apply as the job.
     async fn start_apply(
         &self,
         desired: DesiredState,
@@ -214,10 +213,10 @@ impl HostApi {
             .publish_job(server, APPLY_JOB, |job| CoreError::ApplyBusy { job })
             .await?;
         let core = Arc::clone(&self.core);
-        tokio::task::spawn_blocking(move || {
+        run_job(job, move |job| {
             // The core is locked per phase, not for the confirm window: see `run_apply`.
-            let result = run_apply(&*core, &desired, &job);
-            finish_job(&job, result);
+            let applied = run_apply(&*core, &desired, job)?;
+            Ok(serde_json::to_string(&applied).expect("an outcome is strings and numbers"))
         });
         Ok(path)
     }
@@ -238,9 +237,9 @@ impl HostApi {
         .await
     }
 
-    /// Registers a storage job and runs `work` on a blocking thread; `work` gets the job
-    /// for progress and the core (to lock briefly for what it must resolve), and returns
-    /// the job's JSON result.
+    /// Registers a storage job and runs `work` as the job; `work` gets the job for progress
+    /// and the core (to lock briefly for what it must resolve), and returns the job's JSON
+    /// result.
     async fn start_storage_job(
         &self,
         server: &ObjectServer,
@@ -250,34 +249,8 @@ impl HostApi {
             .publish_job(server, STORAGE_JOB, |job| CoreError::StorageBusy { job })
             .await?;
         let core = Arc::clone(&self.core);
-        tokio::task::spawn_blocking(move || match work(&job, &core) {
-            Ok(result) => {
-                tracing::info!(job = job.id(), "storage job finished: {result}");
-                job.succeed(result);
-            }
-            Err(error) => {
-                tracing::error!(job = job.id(), "storage job failed: {}", chain(&error));
-                job.fail(error);
-            }
-        });
+        run_job(job, move |job| work(job, &core));
         Ok(path)
-    }
-}
-
-fn finish_job(job: &Job, result: Result<Applied, CoreError>) {
-    match result {
-        Ok(applied) => {
-            tracing::info!(
-                job = job.id(),
-                generation = applied.generation,
-                "apply finished"
-            );
-            job.succeed(
-                serde_json::to_string(&applied).expect("an outcome is strings and numbers"),
-            );
-        }
-        Err(error) if error.is_cancellation() => job.cancelled(error),
-        Err(error) => job.fail(error),
     }
 }
 

@@ -114,6 +114,30 @@ pub fn run_apply<S: System, F: Filesystem>(
     }
 }
 
+/// Runs a job's `work` on a blocking thread (actions are syscalls, and observing the box
+/// runs a netlink runtime of its own, which must not run inside the caller's), then ends
+/// the job: succeeded with the JSON `work` returned, cancelled or failed with its error.
+/// Must be called inside a tokio runtime (the daemon's).
+pub fn run_job(job: Job, work: impl FnOnce(&Job) -> Result<String, CoreError> + Send + 'static) {
+    tokio::task::spawn_blocking(move || {
+        let kind = job.snapshot().kind;
+        match work(&job) {
+            Ok(result) => {
+                tracing::info!(job = job.id(), "{kind} finished: {result}");
+                job.succeed(result);
+            }
+            Err(error) if error.is_cancellation() => {
+                tracing::warn!(job = job.id(), "{kind} cancelled: {}", chain(&error));
+                job.cancelled(error);
+            }
+            Err(error) => {
+                tracing::error!(job = job.id(), "{kind} failed: {}", chain(&error));
+                job.fail(error);
+            }
+        }
+    });
+}
+
 /// What [`Core::act`] leaves: a finished apply, or one in its confirm window.
 #[derive(Debug)]
 enum Acted {

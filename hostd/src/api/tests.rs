@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::host::Core;
+use crate::host::{Applied, Core};
 use crate::jobs::JobState;
 use crate::reconcile::{HostAction, Observed, System, SystemError};
 use crate::store::StateStore;
