@@ -8,6 +8,7 @@
 //! A client polls the job's `Snapshot()` (or its properties) until `State` is no longer
 //! `running`; `Cancel()` stops it at the next step boundary and rolls back.
 
+mod error;
 pub mod guests;
 mod job_object;
 #[cfg(test)]
@@ -15,22 +16,20 @@ mod tests;
 
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
 use zbus::OwnedObjectPath;
 use zbus::object_server::ObjectServer;
 
-pub use self::job_object::{JOB_INTERFACE, Job1Proxy, JobObject, job_path};
+pub use self::error::HostError;
+pub use self::job_object::{JOB_INTERFACE, Job1Proxy, JobObject, JobView, job_path};
+use crate::host::storage_jobs::{self, SubvolumeOp, unix_now};
 use crate::host::storage_ops::subvolume_name;
-use crate::host::{Acted, Applied, Core, wait_for_link};
+use crate::host::{CoreError, Job, Jobs, keeps_running_guests, run_apply, run_job};
+pub use crate::host::{LiveCore, SharedCore};
 pub use crate::host::{Status, describe_plan, system_uptime};
-use crate::jobs::{Job, Jobs};
 use crate::log_ring::LogRing;
-use crate::reconcile::System;
-use crate::state::{DesiredState, Invalid};
-use crate::storage::scrub_records::{self, ScrubRecord, ScrubRecords, Trigger};
-use crate::storage::subvolumes::{SubvolumeError, Volume as Subvolumes};
-use crate::storage::{maintenance, membership};
-use crate::store::{OsFilesystem, StoreError};
+use crate::state::DesiredState;
+use crate::storage::scrub_records::{ScrubRecords, Trigger};
+use tokio::sync::Mutex;
 
 /// The well-known name hostd owns on the system bus.
 pub const BUS_NAME: &str = "org.cairn.Host1";
@@ -53,139 +52,23 @@ pub const VOLATILE_SCRUB_RECORDS: &str = "/run/cairn/storage/scrub";
 /// With one: beside the desired state, so a reboot keeps results and the schedule's count.
 pub const PERSISTENT_SCRUB_RECORDS: &str = "/config/storage/scrub";
 
-/// Every way a call can fail, as the client sees it: `org.cairn.Error.<Variant>` with the
-/// text as the error message. Every variant carries its message (a D-Bus error without one
-/// shows as "Input/output error" in busctl).
-#[derive(Debug, zbus::DBusError)]
-#[zbus(prefix = "org.cairn.Error")]
-pub enum HostError {
-    /// The bus itself failed (client side: unreachable broker, timeout, no such name).
-    #[zbus(error)]
-    ZBus(zbus::Error),
-    /// A refused document: every path-level message, one per line.
-    Invalid(String),
-    /// A generation, board or job that does not exist.
-    NotFound(String),
-    /// The store on the config partition failed; the message is the whole error chain.
-    Storage(String),
-    /// The box could not be observed.
-    System(String),
-    /// An action on the box failed; the message says what was rolled back.
-    ApplyFailed(String),
-    /// Cancelled on request; the message says what was rolled back.
-    Cancelled(String),
-    /// Another operation of the same kind is running.
-    Busy(String),
-    /// A guest start refused by admission (memory, vCPUs, reserved threads): the sum.
-    Refused(String),
-    /// A guest is in a state that does not allow the request (stopping a stopped guest,
-    /// deleting a running one).
-    WrongState(String),
-}
-
-impl HostError {
-    /// Whether the caller asked for something wrong (as opposed to something failing).
-    pub fn is_bad_input(&self) -> bool {
-        match self {
-            Self::Invalid(_)
-            | Self::NotFound(_)
-            | Self::Busy(_)
-            | Self::Refused(_)
-            | Self::WrongState(_) => true,
-            Self::ZBus(_)
-            | Self::Storage(_)
-            | Self::System(_)
-            | Self::ApplyFailed(_)
-            | Self::Cancelled(_) => false,
-        }
-    }
-
-    /// The text for a person: the message without the error name.
-    pub fn message(&self) -> String {
-        match self {
-            Self::ZBus(error) => error.to_string(),
-            Self::Invalid(text)
-            | Self::NotFound(text)
-            | Self::Storage(text)
-            | Self::System(text)
-            | Self::ApplyFailed(text)
-            | Self::Cancelled(text)
-            | Self::Busy(text)
-            | Self::Refused(text)
-            | Self::WrongState(text) => text.clone(),
-        }
-    }
-
-    /// Rebuilds the error a job reported from its D-Bus name and message.
-    pub fn from_job(error_name: &str, message: String) -> Self {
-        match error_name.rsplit('.').next().unwrap_or_default() {
-            "Invalid" => Self::Invalid(message),
-            "NotFound" => Self::NotFound(message),
-            "Storage" => Self::Storage(message),
-            "System" => Self::System(message),
-            "Cancelled" => Self::Cancelled(message),
-            "Busy" => Self::Busy(message),
-            "Refused" => Self::Refused(message),
-            "WrongState" => Self::WrongState(message),
-            _ => Self::ApplyFailed(message),
-        }
-    }
-}
-
-impl From<Invalid> for HostError {
-    fn from(invalid: Invalid) -> Self {
-        let lines: Vec<String> = invalid.errors.iter().map(ToString::to_string).collect();
-        Self::Invalid(lines.join("\n"))
-    }
-}
-
-impl From<StoreError> for HostError {
-    /// The one place store failures become wire errors.
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Invalid(invalid) => invalid.into(),
-            StoreError::UnknownGeneration { .. } => Self::NotFound(error.to_string()),
-            StoreError::Read { .. }
-            | StoreError::List { .. }
-            | StoreError::CreateDir { .. }
-            | StoreError::Write { .. }
-            | StoreError::Sync { .. }
-            | StoreError::Rename { .. }
-            | StoreError::Remove { .. }
-            | StoreError::Corrupt { .. } => Self::Storage(chain(&error)),
-        }
-    }
-}
-
-/// An error and its causes on one line: `Cannot write /x: No space left on device`.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
-}
-
 /// One log record on the wire: (sequence, microseconds since 1970, level, target, message).
 pub type WireLogRecord = (u64, u64, String, String, String);
 
-/// The core hostd serves, shared between the bus and the threads running jobs.
-pub type SharedCore = Arc<Mutex<LiveCore>>;
-pub type LiveCore = Core<Box<dyn System>, OsFilesystem>;
-
 /// Runs `work` on the core on a blocking thread: observing the box uses netlink through a
 /// runtime of its own, which must not run inside the bus's.
-pub(crate) async fn on_core<T: Send + 'static>(
+pub(crate) async fn on_core<T: Send + 'static, E: Send + 'static>(
     core: &SharedCore,
-    work: impl FnOnce(&mut LiveCore) -> Result<T, HostError> + Send + 'static,
-) -> Result<T, HostError> {
+    work: impl FnOnce(&mut LiveCore) -> Result<T, E> + Send + 'static,
+) -> Result<T, HostError>
+where
+    HostError: From<E>,
+{
     let core = Arc::clone(core);
     tokio::task::spawn_blocking(move || work(&mut core.blocking_lock()))
         .await
-        .map_err(|error| HostError::System(format!("The request stopped unfinished: {error}")))?
+        .map_err(|error| HostError::unfinished(&error))?
+        .map_err(HostError::from)
 }
 
 /// The `org.cairn.Host1` object. Clones share the core and the job registry: the scrub
@@ -217,23 +100,13 @@ impl HostApi {
         self
     }
 
-    fn keeps_running_guests(&self, desired: &DesiredState) -> Result<(), HostError> {
-        let Some(supervisor) = &self.running_guests else {
-            return Ok(());
-        };
-        let dropped: Vec<String> = supervisor
-            .active()
-            .into_iter()
-            .filter(|name| !desired.guests.iter().any(|g| g.name.as_str() == name))
-            .collect();
-        if dropped.is_empty() {
-            Ok(())
-        } else {
-            Err(HostError::WrongState(format!(
-                "guests: the document drops {} while running (stop first: cairnctl vm stop)",
-                dropped.join(", ")
-            )))
-        }
+    fn keeps_running_guests(&self, desired: &DesiredState) -> Result<(), CoreError> {
+        let active = self
+            .running_guests
+            .as_ref()
+            .map(|supervisor| supervisor.active())
+            .unwrap_or_default();
+        keeps_running_guests(desired, active)
     }
 
     /// Where scrub results are kept (on the config partition when there is one).
@@ -246,20 +119,17 @@ impl HostApi {
     /// its last scrub (or that was never scrubbed). One storage job runs at a time: a volume
     /// that finds another job running waits for the next round. Returns the volumes started.
     pub async fn run_scrub_schedule(&self, server: &ObjectServer) -> Vec<String> {
-        let scheduled = match self.blocking(|core| core.scheduled_scrubs()).await {
-            Ok(scheduled) => scheduled,
+        let records = self.scrub_records.clone();
+        let due = self.blocking(move |core| core.due_scrubs(&records, unix_now()));
+        let due = match due.await {
+            Ok(due) => due,
             Err(error) => {
                 tracing::warn!("scrub schedule: {}", error.message());
                 return Vec::new();
             }
         };
-        let now = unix_now();
         let mut started = Vec::new();
-        for (volume, every_days) in scheduled {
-            let last = self.scrub_records.last(&volume).map(|r| r.finished_unix);
-            if !scrub_records::due(every_days, last, now) {
-                continue;
-            }
+        for volume in due {
             match self
                 .start_scrub(server, volume.clone(), Trigger::Schedule)
                 .await
@@ -278,8 +148,7 @@ impl HostApi {
         started
     }
 
-    /// The scrub job, on demand or scheduled: its counters are the job's result and the
-    /// volume's kept record.
+    /// The scrub job, on demand or scheduled.
     async fn start_scrub(
         &self,
         server: &ObjectServer,
@@ -288,27 +157,7 @@ impl HostApi {
     ) -> Result<OwnedObjectPath, HostError> {
         let records = self.scrub_records.clone();
         self.start_storage_job(server, move |job, core| {
-            let (_, mount_point) = core.blocking_lock().mounted_volume(&volume)?;
-            job.set_total(1);
-            job.progress(0, format!("scrubbing {}", mount_point.display()));
-            let result = maintenance::scrub(&volume, &mount_point.display().to_string())
-                .map_err(|error| storage_error(&error))?;
-            if result.uncorrectable_errors > 0 {
-                tracing::error!(
-                    "scrub of volume {volume}: {} uncorrectable errors",
-                    result.uncorrectable_errors
-                );
-            }
-            let record = ScrubRecord {
-                finished_unix: unix_now(),
-                trigger,
-                result,
-            };
-            if let Err(error) = records.keep(&record) {
-                tracing::warn!("{}", chain(&error));
-            }
-            job.progress(1, "scrubbed");
-            Ok(serde_json::to_string(&record.result).expect("counters are numbers"))
+            storage_jobs::scrub(core, job, &records, &volume, trigger)
         })
         .await
     }
@@ -322,7 +171,7 @@ impl HostApi {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut LiveCore) -> Result<T, HostError> + Send + 'static,
+        work: impl FnOnce(&mut LiveCore) -> Result<T, CoreError> + Send + 'static,
     ) -> Result<T, HostError> {
         on_core(&self.core, work).await
     }
@@ -333,12 +182,12 @@ impl HostApi {
         &self,
         server: &ObjectServer,
         kind: &'static str,
-        busy: fn(u64) -> String,
+        busy: fn(u64) -> CoreError,
     ) -> Result<(Job, OwnedObjectPath), HostError> {
         let (job, forgotten) = {
             let mut jobs = self.job_registry();
             if let Some(running) = jobs.running(kind) {
-                return Err(HostError::Busy(busy(running.id())));
+                return Err(busy(running.id()).into());
             }
             jobs.start(kind)
         };
@@ -354,124 +203,54 @@ impl HostApi {
         Ok((job, path))
     }
 
-    /// Registers a job object and runs the apply on a blocking thread (actions are syscalls).
+    /// Registers a job object and runs the apply as the job.
     async fn start_apply(
         &self,
         desired: DesiredState,
         server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
         let (job, path) = self
-            .publish_job(server, APPLY_JOB, |id| {
-                format!(
-                    "Job {id} is applying a document; wait for it (`cairnctl job wait {id}`) or cancel it (`cairnctl job cancel {id}`)"
-                )
-            })
+            .publish_job(server, APPLY_JOB, |job| CoreError::ApplyBusy { job })
             .await?;
         let core = Arc::clone(&self.core);
-        tokio::task::spawn_blocking(move || {
-            // The core is held while acting, not during the confirm window (up to 10
-            // minutes): status, views and guest ports stay answerable meanwhile, and the
-            // job registry still keeps a second apply out.
-            let acted = core.blocking_lock().act(&desired, &job);
-            let result = match acted {
-                Ok(Acted::Finished(applied)) => Ok(applied),
-                Ok(Acted::AwaitingLink(pending)) => {
-                    let outcome = wait_for_link(&pending, &job, &mut || {
-                        core.blocking_lock().link_confirmed(&pending)
-                    });
-                    core.blocking_lock().settle(*pending, outcome, &job)
-                }
-                Err(error) => Err(error),
-            };
-            finish_job(&job, result);
+        run_job(job, move |job| {
+            // The core is locked per phase, not for the confirm window: see `run_apply`.
+            let applied = run_apply(&*core, &desired, job)?;
+            Ok(serde_json::to_string(&applied).expect("an outcome is strings and numbers"))
         });
         Ok(path)
     }
 }
 
 impl HostApi {
-    /// Registers a storage job and runs `work` on a blocking thread; `work` gets the job
-    /// for progress and the core (to lock briefly for what it must resolve), and returns
-    /// the job's JSON result.
+    /// A subvolume job on `volume`.
+    async fn start_subvolume_job(
+        &self,
+        server: &ObjectServer,
+        volume: &str,
+        operation: SubvolumeOp,
+    ) -> Result<OwnedObjectPath, HostError> {
+        let volume = volume.to_string();
+        self.start_storage_job(server, move |job, core| {
+            storage_jobs::subvolume(core, job, &volume, &operation)
+        })
+        .await
+    }
+
+    /// Registers a storage job and runs `work` as the job; `work` gets the job for progress
+    /// and the core (to lock briefly for what it must resolve), and returns the job's JSON
+    /// result.
     async fn start_storage_job(
         &self,
         server: &ObjectServer,
-        work: impl FnOnce(&Job, &SharedCore) -> Result<String, HostError> + Send + 'static,
+        work: impl FnOnce(&Job, &Mutex<LiveCore>) -> Result<String, CoreError> + Send + 'static,
     ) -> Result<OwnedObjectPath, HostError> {
         let (job, path) = self
-            .publish_job(server, STORAGE_JOB, |id| {
-                format!(
-                    "Job {id} is a storage operation still running; wait for it (`cairnctl job wait {id}`)"
-                )
-            })
+            .publish_job(server, STORAGE_JOB, |job| CoreError::StorageBusy { job })
             .await?;
         let core = Arc::clone(&self.core);
-        tokio::task::spawn_blocking(move || match work(&job, &core) {
-            Ok(result) => {
-                tracing::info!(job = job.id(), "storage job finished: {result}");
-                job.succeed(result);
-            }
-            Err(error) => {
-                tracing::error!(job = job.id(), "storage job failed: {}", error.message());
-                let name = zbus::DBusError::name(&error).to_string();
-                job.fail(&name, error.message());
-            }
-        });
+        run_job(job, move |job| work(job, &core));
         Ok(path)
-    }
-}
-
-fn storage_error(error: &crate::storage::StorageError) -> HostError {
-    HostError::ApplyFailed(chain(error))
-}
-
-fn subvolume_error(error: &crate::storage::subvolumes::SubvolumeError) -> HostError {
-    if error.is_bad_input() {
-        HostError::Invalid(chain(error))
-    } else {
-        HostError::ApplyFailed(chain(error))
-    }
-}
-
-/// Runs a subvolume operation on volume `volume` as a job step.
-fn on_subvolumes(
-    core: &SharedCore,
-    volume: &str,
-    job: &Job,
-    step: String,
-    operation: impl FnOnce(&Subvolumes<'_>) -> Result<(), SubvolumeError>,
-) -> Result<String, HostError> {
-    let (_, mount_point) = core.blocking_lock().mounted_volume(volume)?;
-    job.set_total(1);
-    job.progress(0, step.clone());
-    let subvolumes = Subvolumes {
-        name: volume,
-        mount_point: &mount_point,
-    };
-    operation(&subvolumes).map_err(|error| subvolume_error(&error))?;
-    job.progress(1, step);
-    Ok(serde_json::json!({ "volume": volume }).to_string())
-}
-
-fn finish_job(job: &Job, result: Result<Applied, HostError>) {
-    match result {
-        Ok(applied) => {
-            tracing::info!(
-                job = job.id(),
-                generation = applied.generation,
-                "apply finished"
-            );
-            job.succeed(
-                serde_json::to_string(&applied).expect("an outcome is strings and numbers"),
-            );
-        }
-        Err(error) => {
-            let name = zbus::DBusError::name(&error).to_string();
-            match error {
-                HostError::Cancelled(message) => job.cancelled(&name, message),
-                other => job.fail(&name, other.message()),
-            }
-        }
     }
 }
 
@@ -485,11 +264,11 @@ impl HostApi {
 
     /// JSON of the board's configuration.
     async fn board(&self) -> Result<String, HostError> {
-        self.core.lock().await.board()
+        Ok(self.core.lock().await.board()?)
     }
 
     async fn config_show(&self) -> Result<(u64, String), HostError> {
-        self.core.lock().await.show()
+        Ok(self.core.lock().await.show()?)
     }
 
     async fn config_plan(&self, toml: &str) -> Result<String, HostError> {
@@ -503,13 +282,13 @@ impl HostApi {
         toml: &str,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
-        let desired = DesiredState::from_toml(toml)?;
+        let desired = DesiredState::from_toml(toml).map_err(CoreError::from)?;
         self.keeps_running_guests(&desired)?;
         self.start_apply(desired, server).await
     }
 
     async fn config_history(&self) -> Result<Vec<(u64, u64)>, HostError> {
-        self.core.lock().await.history()
+        Ok(self.core.lock().await.history()?)
     }
 
     /// Applies the document of a kept generation again, as a new generation; returns the job.
@@ -552,13 +331,10 @@ impl HostApi {
     /// JSON: the drives (slot, model, serial, size, kind, use) and the document's volumes
     /// (state, space, profiles, members).
     async fn storage_show(&self) -> Result<String, HostError> {
-        let mut view = self.blocking(|core| core.storage_view()).await?;
-        for volume in &mut view.volumes {
-            volume.last_scrub = self
-                .scrub_records
-                .last(&volume.name)
-                .map(|record| record.summary());
-        }
+        let records = self.scrub_records.clone();
+        let view = self
+            .blocking(move |core| core.storage_view_with_scrubs(&records))
+            .await?;
         Ok(serde_json::to_string(&view).expect("a view is strings, numbers and lists"))
     }
 
@@ -573,15 +349,7 @@ impl HostApi {
     ) -> Result<OwnedObjectPath, HostError> {
         let (volume, old, new) = (volume.to_string(), old.to_string(), new.to_string());
         self.start_storage_job(server, move |job, core| {
-            let plan = core.blocking_lock().replacement(&volume, &old, &new)?;
-            job.set_total(100);
-            let mut replaced = maintenance::replace(&plan, &|done, step| job.progress(done, step))
-                .map_err(|error| storage_error(&error))?;
-            replaced.generation = core
-                .blocking_lock()
-                .record_replacement(&volume, &old, &new)?;
-            job.progress(100, "replaced");
-            Ok(serde_json::to_string(&replaced).expect("an outcome is strings and numbers"))
+            storage_jobs::replace(core, job, &volume, &old, &new)
         })
         .await
     }
@@ -596,20 +364,7 @@ impl HostApi {
     ) -> Result<OwnedObjectPath, HostError> {
         let (volume, new) = (volume.to_string(), new.to_string());
         self.start_storage_job(server, move |job, core| {
-            let plan = core.blocking_lock().addition(&volume, &new)?;
-            job.set_total(100);
-            let outcome = membership::add(&plan, &|done, step| job.progress(done, step));
-            // Once Btrfs has the drive the document must name it, whether or not the balance
-            // after it finished: a failed balance leaves the data where it was, on the old
-            // drives, and new writes use all of them.
-            let generation = match &outcome {
-                Err(_) if !core.blocking_lock().is_member(&volume, &new) => None,
-                _ => Some(core.blocking_lock().record_addition(&volume, &new)?),
-            };
-            let mut added = outcome.map_err(|error| storage_error(&error))?;
-            added.generation = generation.unwrap_or_default();
-            job.progress(100, "added");
-            Ok(serde_json::to_string(&added).expect("an outcome is strings and numbers"))
+            storage_jobs::add(core, job, &volume, &new)
         })
         .await
     }
@@ -625,23 +380,7 @@ impl HostApi {
     ) -> Result<OwnedObjectPath, HostError> {
         let (volume, old) = (volume.to_string(), old.to_string());
         self.start_storage_job(server, move |job, core| {
-            let plan = core.blocking_lock().removal(&volume, &old)?;
-            job.set_total(100);
-            let outcome = membership::remove(&plan, &|done, step| job.progress(done, step));
-            // Once Btrfs has let the drive go the document must not name it, even if
-            // releasing it from bcache failed after: a listed drive that is no member would
-            // make the next apply refuse the document.
-            let generation = match &outcome {
-                Err(_) if core.blocking_lock().is_member(&volume, &old) => None,
-                _ => Some(
-                    core.blocking_lock()
-                        .record_removal(&volume, &old, &plan.paths)?,
-                ),
-            };
-            let mut removed = outcome.map_err(|error| storage_error(&error))?;
-            removed.generation = generation.unwrap_or_default();
-            job.progress(100, "removed");
-            Ok(serde_json::to_string(&removed).expect("an outcome is strings and numbers"))
+            storage_jobs::remove(core, job, &volume, &old)
         })
         .await
     }
@@ -664,18 +403,10 @@ impl HostApi {
         name: &str,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
-        let name = subvolume_name("name", name)?;
-        let volume = volume.to_string();
-        self.start_storage_job(server, move |job, core| {
-            on_subvolumes(
-                core,
-                &volume,
-                job,
-                format!("creating subvolume {name}"),
-                |s| s.create(&name),
-            )
-        })
-        .await
+        let operation = SubvolumeOp::Create {
+            name: subvolume_name("name", name)?,
+        };
+        self.start_subvolume_job(server, volume, operation).await
     }
 
     /// A snapshot of subvolume `source` named `name`: read-only, or a writable clone.
@@ -687,20 +418,12 @@ impl HostApi {
         writable: bool,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
-        let source = subvolume_name("source", source)?;
-        let name = subvolume_name("name", name)?;
-        let volume = volume.to_string();
-        self.start_storage_job(server, move |job, core| {
-            let what = if writable { "clone" } else { "snapshot" };
-            on_subvolumes(
-                core,
-                &volume,
-                job,
-                format!("creating {what} {name} of {source}"),
-                |s| s.snapshot(&source, &name, writable),
-            )
-        })
-        .await
+        let operation = SubvolumeOp::Snapshot {
+            source: subvolume_name("source", source)?,
+            name: subvolume_name("name", name)?,
+            writable,
+        };
+        self.start_subvolume_job(server, volume, operation).await
     }
 
     /// Deletes a subvolume, snapshot or clone.
@@ -710,35 +433,19 @@ impl HostApi {
         name: &str,
         #[zbus(object_server)] server: &ObjectServer,
     ) -> Result<OwnedObjectPath, HostError> {
-        let name = subvolume_name("name", name)?;
-        let volume = volume.to_string();
-        self.start_storage_job(server, move |job, core| {
-            on_subvolumes(core, &volume, job, format!("deleting {name}"), |s| {
-                s.delete(&name)
-            })
-        })
-        .await
+        let operation = SubvolumeOp::Delete {
+            name: subvolume_name("name", name)?,
+        };
+        self.start_subvolume_job(server, volume, operation).await
     }
 
     /// JSON: the volume's subvolumes, snapshots and clones with their origin and size.
     async fn snapshot_list(&self, volume: &str) -> Result<String, HostError> {
-        let volume = volume.to_string();
-        let (_, mount_point) = self
-            .blocking({
-                let volume = volume.clone();
-                move |core| core.mounted_volume(&volume)
-            })
-            .await?;
-        let entries = tokio::task::spawn_blocking(move || {
-            Subvolumes {
-                name: &volume,
-                mount_point: &mount_point,
-            }
-            .list()
-        })
-        .await
-        .map_err(|error| HostError::System(format!("The request stopped unfinished: {error}")))?
-        .map_err(|error| subvolume_error(&error))?;
+        let (core, volume) = (Arc::clone(&self.core), volume.to_string());
+        let entries =
+            tokio::task::spawn_blocking(move || storage_jobs::snapshot_list(&*core, &volume))
+                .await
+                .map_err(|error| HostError::unfinished(&error))??;
         Ok(serde_json::to_string(&entries).expect("entries are strings and numbers"))
     }
 
@@ -819,10 +526,4 @@ pub trait Host1 {
     fn snapshot_list(&self, volume: &str) -> Result<String, HostError>;
     fn jobs(&self) -> Result<Vec<OwnedObjectPath>, HostError>;
     fn log(&self, since: u64, max: u32) -> Result<(u64, Vec<WireLogRecord>), HostError>;
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
 }

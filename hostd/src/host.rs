@@ -13,8 +13,15 @@
 //! again, [`Core::reconcile`] takes the box to whatever the store holds — the old document if
 //! the kill came before step 3 finished, the new one after — and the rename in the store makes
 //! that "old or new", never a mix.
+//!
+//! The transaction is written once, [`run_apply`]: the daemon runs it over the shared core
+//! (released during a safe apply's confirm window), the tests over a core they own. Every
+//! operation fails with a [`CoreError`]; the API maps it to the wire, this module knows
+//! nothing of D-Bus.
 
+pub mod error;
 mod guest_ops;
+pub mod storage_jobs;
 mod storage_membership;
 pub mod storage_ops;
 mod taps;
@@ -26,11 +33,13 @@ use std::time::{Duration, Instant, SystemTime};
 use board_configs::{DriveSlot, Lan};
 use serde::{Deserialize, Serialize};
 
-use crate::api::HostError;
-use crate::jobs::Job;
+pub use self::error::{CoreError, LinkWait, Restored, WatchedError};
+pub use self::guest_ops::{CoreOps, keeps_running_guests};
+use crate::error::{ByText, chain};
+use crate::jobs;
 use crate::network;
 use crate::plan::{self, Executor, describe};
-use crate::reconcile::{self, HostAction, System, SystemError};
+use crate::reconcile::{self, HostAction, System};
 use crate::state::{DesiredState, Invalid, Management};
 use crate::storage::{self, view::StorageView};
 use crate::store::{Filesystem, Generation, OsFilesystem, StateStore};
@@ -63,16 +72,82 @@ pub struct Applied {
     pub recorded_only: Vec<String>,
 }
 
+/// How [`run_apply`] reaches the core between the phases of an apply: the daemon locks
+/// the shared core for each phase; a test passes the core itself.
+pub trait CoreAccess<S: System, F: Filesystem> {
+    /// Runs `work` on the core, holding it only that long.
+    fn with<T>(&mut self, work: impl FnOnce(&mut Core<S, F>) -> T) -> T;
+}
+
+impl<S: System, F: Filesystem> CoreAccess<S, F> for &mut Core<S, F> {
+    fn with<T>(&mut self, work: impl FnOnce(&mut Core<S, F>) -> T) -> T {
+        work(self)
+    }
+}
+
+impl<S: System, F: Filesystem> CoreAccess<S, F> for &tokio::sync::Mutex<Core<S, F>> {
+    /// On a blocking thread only (the daemon runs jobs on them).
+    fn with<T>(&mut self, work: impl FnOnce(&mut Core<S, F>) -> T) -> T {
+        work(&mut self.blocking_lock())
+    }
+}
+
+/// The one safe-apply transaction, the daemon's and the tests': act → confirm window →
+/// settle (see the module's comment).
+///
+/// The core is held while acting and while settling, not during the confirm window (up to
+/// 10 minutes): status, views and guest ports stay answerable meanwhile, and the job
+/// registry still keeps a second apply out. Each look at the link takes the core briefly.
+pub fn run_apply<S: System, F: Filesystem>(
+    mut core: impl CoreAccess<S, F>,
+    desired: &DesiredState,
+    job: &Job,
+) -> Result<Applied, CoreError> {
+    match core.with(|core| core.act(desired, job))? {
+        Acted::Finished(applied) => Ok(applied),
+        Acted::AwaitingLink(pending) => {
+            let outcome = wait_for_link(&pending, job, &mut || {
+                core.with(|core| core.link_confirmed(&pending))
+            });
+            core.with(|core| core.settle(*pending, outcome))
+        }
+    }
+}
+
+/// Runs a job's `work` on a blocking thread (actions are syscalls, and observing the box
+/// runs a netlink runtime of its own, which must not run inside the caller's), then ends
+/// the job: succeeded with the JSON `work` returned, cancelled or failed with its error.
+/// Must be called inside a tokio runtime (the daemon's).
+pub fn run_job(job: Job, work: impl FnOnce(&Job) -> Result<String, CoreError> + Send + 'static) {
+    tokio::task::spawn_blocking(move || {
+        let kind = job.snapshot().kind;
+        match work(&job) {
+            Ok(result) => {
+                tracing::info!(job = job.id(), "{kind} finished: {result}");
+                job.succeed(result);
+            }
+            Err(error) if error.is_cancellation() => {
+                tracing::warn!(job = job.id(), "{kind} cancelled: {}", chain(&error));
+                job.cancelled(error);
+            }
+            Err(error) => {
+                tracing::error!(job = job.id(), "{kind} failed: {}", chain(&error));
+                job.fail(error);
+            }
+        }
+    });
+}
+
 /// What [`Core::act`] leaves: a finished apply, or one in its confirm window.
 #[derive(Debug)]
-pub enum Acted {
+enum Acted {
     Finished(Applied),
     AwaitingLink(Box<AwaitingLink>),
 }
 
 /// A safe apply whose actions ran and whose management link is still to be confirmed.
 #[derive(Debug)]
-pub struct AwaitingLink {
+struct AwaitingLink {
     done: Vec<HostAction>,
     previous: Option<Generation>,
     generation: Generation,
@@ -93,11 +168,11 @@ pub enum Reach {
 /// The safe apply's check: the management interface must reach the wire (a cable, a switch
 /// port that came up) and, with `dhcp4`, hold a lease within the grace period. `look`
 /// looks once; `Err` says why the window closed without it.
-pub fn wait_for_link(
+fn wait_for_link(
     pending: &AwaitingLink,
     job: &Job,
     look: &mut dyn FnMut() -> Reach,
-) -> Result<(), String> {
+) -> Result<(), LinkWait> {
     let name = pending.management.interface.as_str();
     let seconds = pending.management.confirm_seconds();
     job.progress(
@@ -107,24 +182,34 @@ pub fn wait_for_link(
     let deadline = Instant::now() + Duration::from_secs(u64::from(seconds));
     loop {
         if job.cancel_requested() {
-            return Err(format!(
-                "cancelled while confirming the management link on {name}"
-            ));
+            return Err(LinkWait::Cancelled {
+                interface: name.to_string(),
+            });
         }
         let reach = look();
         if reach == Reach::Confirmed {
             return Ok(());
         }
         if Instant::now() >= deadline {
+            let interface = name.to_string();
             return Err(if reach == Reach::NoLease {
-                format!("the management interface {name} had no DHCP lease within {seconds} s")
+                LinkWait::NoLease { interface, seconds }
             } else {
-                format!("the management interface {name} had no link within {seconds} s")
+                LinkWait::NoLink { interface, seconds }
             });
         }
         std::thread::sleep(CONFIRM_POLL);
     }
 }
+
+/// A job of the core: its failure is a [`CoreError`].
+pub type Job = jobs::Job<CoreError>;
+pub type Jobs = jobs::Jobs<CoreError>;
+
+/// The core hostd serves, shared between the bus, the guest supervisor and the threads
+/// running jobs.
+pub type SharedCore = std::sync::Arc<tokio::sync::Mutex<LiveCore>>;
+pub type LiveCore = Core<Box<dyn System>, OsFilesystem>;
 
 /// How often a safe apply looks at the management link while it waits.
 const CONFIRM_POLL: Duration = Duration::from_millis(250);
@@ -194,15 +279,12 @@ impl<S: System, F: Filesystem> Core<S, F> {
         }
     }
 
-    pub fn status(&self) -> Result<Status, HostError> {
+    pub fn status(&self) -> Result<Status, CoreError> {
         // A box that cannot be observed still answers its status; the observe error shows
         // up in every command that needs the box.
         let alerts = match self.system.observe() {
             Ok(observed) => storage::view::alerts(&self.storage_view_of(&observed)?),
-            Err(error) => vec![format!(
-                "cannot observe the box: {}",
-                crate::api::chain(&error)
-            )],
+            Err(error) => vec![format!("cannot observe the box: {}", chain(&error))],
         };
         Ok(Status {
             alerts,
@@ -217,16 +299,16 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// The board's configuration (board-configs) as JSON.
-    pub fn board(&self) -> Result<String, HostError> {
-        let board = board_configs::by_id(&self.board).ok_or_else(|| {
-            HostError::NotFound(format!("Board {:?} is not in board-configs", self.board))
+    pub fn board(&self) -> Result<String, CoreError> {
+        let board = board_configs::by_id(&self.board).ok_or_else(|| CoreError::UnknownBoard {
+            board: self.board.clone(),
         })?;
         Ok(serde_json::to_string(board).expect("a board is strings, numbers and lists"))
     }
 
     /// The committed document and its generation; generation 0 and the empty document before
     /// the first commit.
-    pub fn show(&self) -> Result<(u64, String), HostError> {
+    pub fn show(&self) -> Result<(u64, String), CoreError> {
         Ok(match self.current()? {
             Some((generation, state)) => (generation.get(), state.to_toml()),
             None => (0, DesiredState::default().to_toml()),
@@ -234,10 +316,10 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// Validates `text` and says what applying it would change: sections, then actions.
-    pub fn plan(&self, text: &str) -> Result<String, HostError> {
+    pub fn plan(&self, text: &str) -> Result<String, CoreError> {
         let desired = DesiredState::from_toml(text)?;
         self.check_board(&desired)?;
-        let observed = self.system.observe().map_err(system_error)?;
+        let observed = self.system.observe()?;
         check_drives(&desired, &observed)?;
         let actions = reconcile::plan(&desired, &observed, &self.lan);
         let current = self.current()?;
@@ -251,20 +333,20 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// The board's ports and the kernel's bonds, vSwitches and VLANs.
-    pub fn net_view(&self) -> Result<network::view::NetView, HostError> {
-        let observed = self.system.observe().map_err(system_error)?;
+    pub fn net_view(&self) -> Result<network::view::NetView, CoreError> {
+        let observed = self.system.observe()?;
         let mut view = network::view::view(&observed.network, &self.lan);
         view.address.dhcp = self.dhcp.as_ref().and_then(|dhcp| dhcp.status());
         Ok(view)
     }
 
     /// The drives and the document's volumes as the box has them.
-    pub fn storage_view(&self) -> Result<StorageView, HostError> {
-        let observed = self.system.observe().map_err(system_error)?;
+    pub fn storage_view(&self) -> Result<StorageView, CoreError> {
+        let observed = self.system.observe()?;
         self.storage_view_of(&observed)
     }
 
-    fn storage_view_of(&self, observed: &reconcile::Observed) -> Result<StorageView, HostError> {
+    fn storage_view_of(&self, observed: &reconcile::Observed) -> Result<StorageView, CoreError> {
         let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
         Ok(storage::view::view(
             &desired.storage,
@@ -275,32 +357,23 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// The document of a kept generation, for a rollback (which is an apply of it).
-    pub fn generation(&self, generation: u64) -> Result<DesiredState, HostError> {
+    pub fn generation(&self, generation: u64) -> Result<DesiredState, CoreError> {
         Ok(self.store.read_generation(Generation::new(generation))?)
     }
 
     /// Applies a validated document as one transaction (see the module's comment), reporting
-    /// progress on `job`. A document equal to the committed one is not committed again.
-    /// Holds the core for the whole apply, the confirm window included; the API uses
-    /// [`Core::act`], [`Core::link_confirmed`] and [`Core::settle`] instead, so that other
-    /// calls are answered while the window lasts.
-    pub fn apply(&mut self, desired: &DesiredState, job: &Job) -> Result<Applied, HostError> {
-        match self.act(desired, job)? {
-            Acted::Finished(applied) => Ok(applied),
-            Acted::AwaitingLink(pending) => {
-                let outcome = wait_for_link(&pending, job, &mut || self.link_confirmed(&pending));
-                self.settle(*pending, outcome, job)
-            }
-        }
+    /// progress on `job`: [`run_apply`] over this core, held throughout.
+    pub fn apply(&mut self, desired: &DesiredState, job: &Job) -> Result<Applied, CoreError> {
+        run_apply(self, desired, job)
     }
 
     /// The apply up to the safe apply's confirm window: validate, observe, plan, commit,
     /// act (undoing and restoring on a failure or a cancel).
-    pub fn act(&mut self, desired: &DesiredState, job: &Job) -> Result<Acted, HostError> {
+    fn act(&mut self, desired: &DesiredState, job: &Job) -> Result<Acted, CoreError> {
         desired.validate()?;
         self.check_board(desired)?;
         job.progress(0, "observing the box");
-        let observed = self.system.observe().map_err(system_error)?;
+        let observed = self.system.observe()?;
         check_drives(desired, &observed)?;
         let actions = reconcile::plan(desired, &observed, &self.lan);
         let previous = self.current()?;
@@ -368,32 +441,25 @@ impl<S: System, F: Filesystem> Core<S, F> {
                     self.clear_unconfirmed();
                 }
                 self.follow_committed_dhcp();
-                let mut message = if cancelled {
-                    format!(
-                        "Cancelled before \"{}\"; {}",
-                        failure.failed_action,
-                        rollback_text(&failure)
-                    )
+                let incomplete = !failure.rollback_failures.is_empty();
+                let failure = Box::new(ByText(failure));
+                let error = if cancelled {
+                    CoreError::Cancelled { failure, restored }
                 } else {
-                    crate::api::chain(&failure)
+                    CoreError::Apply { failure, restored }
                 };
-                message.push_str(&restore_note(&restored));
-                if !failure.rollback_failures.is_empty() {
-                    self.reconcile_error = Some(message.clone());
+                if incomplete {
+                    self.reconcile_error = Some(error.to_string());
                 }
-                tracing::error!("{message}");
-                Err(if cancelled {
-                    HostError::Cancelled(message)
-                } else {
-                    HostError::ApplyFailed(message)
-                })
+                tracing::error!("{error}");
+                Err(error)
             }
         }
     }
 
     /// One look at the box: whether the management interface of `pending` reaches a
     /// cabled port (through its bond or vSwitch) and, with `dhcp4`, holds a lease.
-    pub fn link_confirmed(&self, pending: &AwaitingLink) -> Reach {
+    fn link_confirmed(&self, pending: &AwaitingLink) -> Reach {
         let name = pending.management.interface.as_str();
         let has_link = self
             .system
@@ -413,26 +479,20 @@ impl<S: System, F: Filesystem> Core<S, F> {
 
     /// Ends a safe apply: keeps it when the link was confirmed, otherwise undoes its
     /// actions and commits the previous document again.
-    pub fn settle(
+    fn settle(
         &mut self,
         pending: AwaitingLink,
-        outcome: Result<(), String>,
-        job: &Job,
-    ) -> Result<Applied, HostError> {
+        outcome: Result<(), LinkWait>,
+    ) -> Result<Applied, CoreError> {
         let result = match outcome {
             Ok(()) => {
                 self.reconcile_error = None;
                 Ok(pending.applied)
             }
             Err(why) => {
-                let message =
-                    self.reject(&pending.done, pending.previous, pending.generation, &why);
+                let error = self.reject(&pending.done, pending.previous, pending.generation, why);
                 self.follow_committed_dhcp();
-                Err(if job.cancel_requested() {
-                    HostError::Cancelled(message)
-                } else {
-                    HostError::ApplyFailed(message)
-                })
+                Err(error)
             }
         };
         self.clear_unconfirmed();
@@ -441,11 +501,14 @@ impl<S: System, F: Filesystem> Core<S, F> {
 
     /// On the very first start (nothing committed, no history): commits the Default VM
     /// Network as generation 1 and says what it is; `None` on every later start.
-    pub fn first_boot(&mut self) -> Result<Option<String>, HostError> {
+    pub fn first_boot(&mut self) -> Result<Option<String>, CoreError> {
         if self.current()?.is_some() || !self.store.history()?.is_empty() {
             return Ok(None);
         }
-        let carriers = self.system.port_carriers(&self.lan).map_err(system_error)?;
+        let carriers = self
+            .system
+            .port_carriers(&self.lan)
+            .map_err(CoreError::from)?;
         let network = network::defaults::default_network(&carriers);
         let description = network::defaults::describe(&network);
         let document = DesiredState {
@@ -461,7 +524,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
     /// management link when hostd stopped (killed, or the box lost power) was never
     /// confirmed, so its previous document is committed again (see `store::unconfirmed`).
     /// Returns the generation now current when it went back.
-    pub fn revert_unconfirmed(&mut self) -> Result<Option<Generation>, HostError> {
+    pub fn revert_unconfirmed(&mut self) -> Result<Option<Generation>, CoreError> {
         let Some(marker) = self.store.unconfirmed()? else {
             return Ok(None);
         };
@@ -496,16 +559,16 @@ impl<S: System, F: Filesystem> Core<S, F> {
 
     /// Takes the box to the committed document (at start-up, after a crash or a reboot).
     /// Returns the actions it ran.
-    pub fn reconcile(&mut self) -> Result<Vec<String>, HostError> {
+    pub fn reconcile(&mut self) -> Result<Vec<String>, CoreError> {
         let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
         let result = self
             .system
             .observe()
-            .map_err(system_error)
+            .map_err(CoreError::from)
             .map(|observed| reconcile::plan(&desired, &observed, &self.lan))
             .and_then(|actions| {
                 plan::apply(&actions, &mut self.system)
-                    .map_err(|failure| HostError::ApplyFailed(crate::api::chain(&failure)))
+                    .map_err(|failure| CoreError::Act(Box::new(ByText(failure))))
             });
         // Even when the reconcile failed: the lease does not depend on every action.
         self.follow_dhcp(&desired);
@@ -515,14 +578,14 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 Ok(done.iter().map(ToString::to_string).collect())
             }
             Err(error) => {
-                self.reconcile_error = Some(error.message());
+                self.reconcile_error = Some(chain(&error));
                 Err(error)
             }
         }
     }
 
     /// `(generation, committed at in seconds since 1970)`, oldest first.
-    pub fn history(&self) -> Result<Vec<(u64, u64)>, HostError> {
+    pub fn history(&self) -> Result<Vec<(u64, u64)>, CoreError> {
         Ok(self
             .store
             .history()?
@@ -538,46 +601,46 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// Takes back an apply whose actions all ran but whose check failed: undoes them,
-    /// newest first, and commits the previous document again. Returns the message.
+    /// newest first, and commits the previous document again. Returns the error to report.
     fn reject(
         &mut self,
         done: &[HostAction],
         previous: Option<Generation>,
         attempted: Generation,
-        why: &str,
-    ) -> String {
+        why: LinkWait,
+    ) -> CoreError {
         let (undone, failures) = plan::undo_all(done, &mut self.system);
-        let mut message = format!("Rolled back ({} undo steps): {why}", undone.len());
-        for failure in &failures {
-            message.push_str(&format!("; NOT undone: {failure}"));
-        }
-        message.push_str(&restore_note(&self.restore(previous, attempted)));
+        let error = CoreError::Unconfirmed {
+            why,
+            undone: undone.len(),
+            not_undone: failures.iter().map(ToString::to_string).collect(),
+            restored: self.restore(previous, attempted),
+        };
         if !failures.is_empty() {
-            self.reconcile_error = Some(message.clone());
+            self.reconcile_error = Some(error.to_string());
         }
-        tracing::warn!("safe apply: {message}");
-        message
+        tracing::warn!("safe apply: {error}");
+        error
     }
 
     /// After a failed apply: commits the previous document again (if the failed one was
     /// committed), or the empty document when there was none before.
-    fn restore(
-        &mut self,
-        previous: Option<Generation>,
-        attempted: Generation,
-    ) -> Result<Option<Generation>, HostError> {
+    fn restore(&mut self, previous: Option<Generation>, attempted: Generation) -> Restored {
         if previous == Some(attempted) {
-            return Ok(None); // nothing new was committed
+            return Restored::Unchanged; // nothing new was committed
         }
         let back = match previous {
-            Some(generation) => self.store.rollback(generation)?,
-            None => self.store.commit(&DesiredState::default())?,
+            Some(generation) => self.store.rollback(generation),
+            None => self.store.commit(&DesiredState::default()),
         };
-        Ok(Some(back))
+        match back {
+            Ok(generation) => Restored::Back(generation),
+            Err(error) => Restored::Failed(Box::new(error)),
+        }
     }
 
     /// What only the board can tell: the ports a document names exist.
-    pub fn check_board(&self, desired: &DesiredState) -> Result<(), HostError> {
+    pub fn check_board(&self, desired: &DesiredState) -> Result<(), CoreError> {
         let errors = network::board_check::check(&desired.network, &self.lan, &self.board);
         if errors.is_empty() {
             Ok(())
@@ -586,14 +649,14 @@ impl<S: System, F: Filesystem> Core<S, F> {
         }
     }
 
-    fn current(&self) -> Result<Option<(Generation, DesiredState)>, HostError> {
+    fn current(&self) -> Result<Option<(Generation, DesiredState)>, CoreError> {
         Ok(self.store.current()?)
     }
 }
 
 /// What only the drives can tell: the ones a document names exist and may be used. Runs
 /// before anything is committed, so a refused document touches no drive.
-fn check_drives(desired: &DesiredState, observed: &reconcile::Observed) -> Result<(), HostError> {
+fn check_drives(desired: &DesiredState, observed: &reconcile::Observed) -> Result<(), CoreError> {
     let errors = storage::plan::check(&desired.storage, &observed.storage);
     if errors.is_empty() {
         Ok(())
@@ -609,42 +672,6 @@ fn filesystem_space(path: &str) -> Option<(u64, u64)> {
     let size = stats.blocks().saturating_mul(fragment);
     let free = stats.blocks_free().saturating_mul(fragment);
     Some((size, size.saturating_sub(free)))
-}
-
-/// The end of a rollback message: where the store stands after [`Core::restore`].
-fn restore_note(restored: &Result<Option<Generation>, HostError>) -> String {
-    match restored {
-        Ok(Some(back)) => {
-            format!("; the store is back at the previous document (now generation {back})")
-        }
-        Ok(None) => String::new(),
-        Err(error) => format!(
-            "; AND the previous document could not be committed again: {}",
-            error.message()
-        ),
-    }
-}
-
-fn system_error(error: SystemError) -> HostError {
-    HostError::System(crate::api::chain(&error))
-}
-
-fn rollback_text<E: std::error::Error + 'static>(
-    failure: &plan::ApplyError<HostAction, E>,
-) -> String {
-    match failure.rollback_failures.len() {
-        0 => format!("rolled back ({} undo steps)", failure.rolled_back.len()),
-        n => format!("rollback incomplete: {n} steps could not be undone"),
-    }
-}
-
-/// Why a watched action did not run.
-#[derive(Debug, thiserror::Error)]
-enum WatchedError {
-    #[error("Cancelled on request")]
-    Cancelled,
-    #[error(transparent)]
-    System(#[from] SystemError),
 }
 
 /// Runs actions through the system while reporting each as a job step, and stops at the

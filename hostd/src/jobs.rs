@@ -6,6 +6,10 @@
 //! lifecycle is a small state machine: `running` → `succeeded` | `failed` | `cancelled`, and a
 //! finished job never changes again. [`Jobs`] numbers them and forgets the oldest finished
 //! ones past [`KEEP_FINISHED`].
+//!
+//! A job keeps its failure as the typed error `F` of whoever runs it (the core's error in
+//! hostd); the API maps it to the wire when it shows the job, so this registry speaks no
+//! wire language.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,9 +63,9 @@ impl fmt::Display for JobState {
     }
 }
 
-/// Everything a client sees of a job at one moment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobSnapshot {
+/// Everything there is to see of a job at one moment.
+#[derive(Debug, PartialEq, Eq)]
+pub struct JobSnapshot<F> {
     pub id: u64,
     /// What the job does, e.g. `config apply`.
     pub kind: String,
@@ -73,9 +77,24 @@ pub struct JobSnapshot {
     pub step: String,
     /// JSON, set when the job succeeded.
     pub result: String,
-    /// The D-Bus error name and message, set when it failed or was cancelled.
-    pub error_name: String,
-    pub error: String,
+    /// Why it failed or what its cancel undid, set when it failed or was cancelled.
+    pub failure: Option<Arc<F>>,
+}
+
+// By hand: a derive would ask `F: Clone`, and the failure is shared, not copied.
+impl<F> Clone for JobSnapshot<F> {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id,
+            kind: self.kind.clone(),
+            state: self.state,
+            done: self.done,
+            total: self.total,
+            step: self.step.clone(),
+            result: self.result.clone(),
+            failure: self.failure.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,14 +104,24 @@ pub struct NotRunning {
     pub state: JobState,
 }
 
-/// A handle to one job; clones share it.
-#[derive(Debug, Clone)]
-pub struct Job {
-    snapshot: Arc<Mutex<JobSnapshot>>,
+/// A handle to one job; clones share it. `F` is what a failure is.
+#[derive(Debug)]
+pub struct Job<F> {
+    snapshot: Arc<Mutex<JobSnapshot<F>>>,
     cancel_requested: Arc<AtomicBool>,
 }
 
-impl Job {
+// By hand: a derive would ask `F: Clone`; clones share the job, not copy it.
+impl<F> Clone for Job<F> {
+    fn clone(&self) -> Self {
+        Self {
+            snapshot: Arc::clone(&self.snapshot),
+            cancel_requested: Arc::clone(&self.cancel_requested),
+        }
+    }
+}
+
+impl<F> Job<F> {
     pub fn new(id: u64, kind: &str) -> Self {
         Self {
             snapshot: Arc::new(Mutex::new(JobSnapshot {
@@ -103,8 +132,7 @@ impl Job {
                 total: 0,
                 step: "starting".to_string(),
                 result: String::new(),
-                error_name: String::new(),
-                error: String::new(),
+                failure: None,
             })),
             cancel_requested: Arc::new(AtomicBool::new(false)),
         }
@@ -114,7 +142,7 @@ impl Job {
         self.lock().id
     }
 
-    pub fn snapshot(&self) -> JobSnapshot {
+    pub fn snapshot(&self) -> JobSnapshot<F> {
         self.lock().clone()
     }
 
@@ -155,21 +183,20 @@ impl Job {
         });
     }
 
-    pub fn fail(&self, error_name: &str, message: String) {
+    pub fn fail(&self, failure: F) {
         self.finish(JobState::Failed, |snapshot| {
-            snapshot.error_name = error_name.to_string();
-            snapshot.error = message;
+            snapshot.failure = Some(Arc::new(failure));
         });
     }
 
-    pub fn cancelled(&self, error_name: &str, message: String) {
+    /// Ends a job that stopped on request; `failure` says what its cancel undid.
+    pub fn cancelled(&self, failure: F) {
         self.finish(JobState::Cancelled, |snapshot| {
-            snapshot.error_name = error_name.to_string();
-            snapshot.error = message;
+            snapshot.failure = Some(Arc::new(failure));
         });
     }
 
-    fn finish(&self, state: JobState, fill: impl FnOnce(&mut JobSnapshot)) {
+    fn finish(&self, state: JobState, fill: impl FnOnce(&mut JobSnapshot<F>)) {
         let mut snapshot = self.lock();
         if snapshot.state.can_become(state) {
             snapshot.state = state;
@@ -183,7 +210,7 @@ impl Job {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, JobSnapshot> {
+    fn lock(&self) -> MutexGuard<'_, JobSnapshot<F>> {
         // A snapshot is plain data written field by field; a panic elsewhere cannot leave it
         // in a state worse than "one field stale".
         self.snapshot.lock().unwrap_or_else(PoisonError::into_inner)
@@ -191,33 +218,43 @@ impl Job {
 }
 
 /// Every job this hostd started and still remembers, by number.
-#[derive(Debug, Default)]
-pub struct Jobs {
+#[derive(Debug)]
+pub struct Jobs<F> {
     next_id: u64,
-    jobs: BTreeMap<u64, Job>,
+    jobs: BTreeMap<u64, Job<F>>,
 }
 
-impl Jobs {
+// By hand: a derive would ask `F: Default`.
+impl<F> Default for Jobs<F> {
+    fn default() -> Self {
+        Self {
+            next_id: 0,
+            jobs: BTreeMap::new(),
+        }
+    }
+}
+
+impl<F> Jobs<F> {
     /// Starts a job numbered one more than the last; returns it and the ids forgotten to make
     /// room (their D-Bus objects are to be removed).
-    pub fn start(&mut self, kind: &str) -> (Job, Vec<u64>) {
+    pub fn start(&mut self, kind: &str) -> (Job<F>, Vec<u64>) {
         self.next_id += 1;
         let job = Job::new(self.next_id, kind);
         self.jobs.insert(self.next_id, job.clone());
         (job, self.forget_old())
     }
 
-    pub fn get(&self, id: u64) -> Option<&Job> {
+    pub fn get(&self, id: u64) -> Option<&Job<F>> {
         self.jobs.get(&id)
     }
 
     /// Oldest first.
-    pub fn all(&self) -> Vec<Job> {
+    pub fn all(&self) -> Vec<Job<F>> {
         self.jobs.values().cloned().collect()
     }
 
     /// The running job of `kind`, if any.
-    pub fn running(&self, kind: &str) -> Option<&Job> {
+    pub fn running(&self, kind: &str) -> Option<&Job<F>> {
         self.jobs.values().find(|job| {
             let snapshot = job.snapshot();
             snapshot.kind == kind && snapshot.state == JobState::Running
@@ -243,6 +280,10 @@ impl Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Failures in these tests are plain text.
+    type Job = super::Job<&'static str>;
+    type Jobs = super::Jobs<&'static str>;
 
     #[test]
     fn only_a_running_job_changes_state() {
@@ -272,9 +313,9 @@ mod tests {
         assert_eq!(seen.done, 3);
         assert_eq!(seen.result, r#"{"generation":2}"#);
         // Finished is final: a late failure report does not overwrite it.
-        job.fail("org.cairn.Error.Failed", "late".into());
+        job.fail("late");
         assert_eq!(job.snapshot().state, JobState::Succeeded);
-        assert_eq!(job.snapshot().error, "");
+        assert_eq!(job.snapshot().failure, None);
     }
 
     #[test]
@@ -284,7 +325,7 @@ mod tests {
         job.request_cancel().expect("running");
         assert!(job.cancel_requested());
         assert_eq!(job.snapshot().state, JobState::Running);
-        job.cancelled("org.cairn.Error.Cancelled", "rolled back".into());
+        job.cancelled("rolled back");
         assert_eq!(
             job.request_cancel(),
             Err(NotRunning {

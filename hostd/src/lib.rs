@@ -6,21 +6,24 @@
 //!   kept with its history.
 //! - [`plan`]: the shape every subsystem follows (desired + observed → actions → executor),
 //!   with an apply driver that undoes what it did when a step fails.
+//! - [`error`]: [`error::chain`], the one way an error is printed with its causes.
 //! - [`log_ring`] and [`log_file`]: where hostd's log records go (memory for the API, a
 //!   size-rotated file on the config partition for the next boot).
 //! - [`console`]: the serial console's login, password store, auth log and prompt.
 //! - [`reconcile`]: the box as hostd sees and changes it: the observed state, every
 //!   subsystem's actions and planner, and the live executor (the host name so far).
 //! - [`host`]: the decisions behind every API call; applying a document is one transaction
-//!   across the store and the box, reported as a [`jobs::Job`].
+//!   across the store and the box, reported as a [`jobs::Job`]. It fails with its own typed
+//!   [`host::CoreError`] and imports nothing of the API.
 //! - [`api`]: the `org.cairn.Host1` D-Bus interface, its job objects and the client proxies
-//!   `cairnctl` uses.
+//!   `cairnctl` uses; `api/error.rs` is the one place errors become `org.cairn.Error.*`.
 //!
 //! The daemon is `main.rs`; `bin/cairnctl.rs` is the command-line client and
 //! `bin/cairn-console.rs` the serial console program.
 
 pub mod api;
 pub mod console;
+pub mod error;
 pub mod guests;
 pub mod host;
 pub mod jobs;

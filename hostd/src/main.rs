@@ -113,14 +113,14 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            tracing::error!("{}", api::chain(&StartError::Runtime(error)));
+            tracing::error!("{}", hostd::error::chain(&StartError::Runtime(error)));
             return Exit::StartFailed.into();
         }
     };
     match runtime.block_on(run(persistent, ring)) {
         Ok(exit) => exit.into(),
         Err(error) => {
-            tracing::error!("{}", api::chain(&error));
+            tracing::error!("{}", hostd::error::chain(&error));
             Exit::StartFailed.into()
         }
     }
@@ -153,7 +153,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
         if let Err(error) = core.revert_unconfirmed() {
             tracing::error!(
                 "cannot take back a network change that was never confirmed: {}",
-                error.message()
+                hostd::error::chain(&error)
             );
         }
         // Only when there are volumes to mount, so other boots do not pay for it. Quiet for
@@ -174,7 +174,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
         if let Err(error) = core.first_boot() {
             tracing::error!(
                 "cannot set up the Default VM Network on this first boot: {}",
-                error.message()
+                hostd::error::chain(&error)
             );
         }
         match core.reconcile() {
@@ -188,7 +188,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
             }
             Err(error) => tracing::error!(
                 "cannot reconcile the box with the committed document: {}",
-                error.message()
+                hostd::error::chain(&error)
             ),
         }
         core
@@ -415,6 +415,6 @@ fn guest_supervisor(board: &str, core: &api::SharedCore) -> Supervisor {
     );
     Supervisor::new(
         env,
-        std::sync::Arc::new(api::guests::CoreOps(std::sync::Arc::clone(core))),
+        std::sync::Arc::new(hostd::host::CoreOps(std::sync::Arc::clone(core))),
     )
 }

@@ -11,51 +11,10 @@
 use std::time::Duration;
 
 use super::{HostError, SharedCore};
-use crate::guests::layout;
 use crate::guests::supervisor::look;
-use crate::guests::supervisor::{Control, GuestError, HostOps, Supervisor};
-use crate::guests::vm_config;
-use crate::state::{DesiredState, GuestSpec};
+use crate::guests::supervisor::{Control, GuestError, Supervisor};
 
 pub const GUESTS_INTERFACE: &str = "org.cairn.Guests1";
-
-/// The one place guest errors become wire errors.
-impl From<GuestError> for HostError {
-    fn from(error: GuestError) -> Self {
-        let text = super::chain(&error);
-        match error {
-            GuestError::NotFound(_) => Self::NotFound(text),
-            GuestError::WrongState { .. } | GuestError::ShuttingDown => Self::WrongState(text),
-            GuestError::Refused(_) => Self::Refused(text),
-            GuestError::Files { .. } => Self::Invalid(text),
-            GuestError::NoHypervisor(_)
-            | GuestError::Spawn { .. }
-            | GuestError::Api { .. }
-            | GuestError::StartFailed { .. }
-            | GuestError::Host(_) => Self::ApplyFailed(text),
-        }
-    }
-}
-
-/// The supervisor's view of the core.
-pub struct CoreOps(pub SharedCore);
-
-impl HostOps for CoreOps {
-    fn guests(&self) -> Result<Vec<GuestSpec>, HostError> {
-        self.0.blocking_lock().committed_guests()
-    }
-
-    fn subvolume(&self, volume: &str, guest: &str) -> Result<std::path::PathBuf, HostError> {
-        self.0.blocking_lock().guest_subvolume(volume, guest)
-    }
-
-    fn attach_tap(&self, tap: &str, vswitch: &str, vlan: Option<u16>) -> Result<(), HostError> {
-        self.0
-            .blocking_lock()
-            .attach_tap(tap, vswitch, vlan)
-            .map(drop)
-    }
-}
 
 #[derive(Debug)]
 pub struct GuestsApi {
@@ -68,10 +27,13 @@ impl GuestsApi {
         Self { core, supervisor }
     }
 
-    async fn blocking<T: Send + 'static>(
+    async fn blocking<T: Send + 'static, E: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut super::LiveCore) -> Result<T, HostError> + Send + 'static,
-    ) -> Result<T, HostError> {
+        work: impl FnOnce(&mut super::LiveCore) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, HostError>
+    where
+        HostError: From<E>,
+    {
         super::on_core(&self.core, work).await
     }
 }
@@ -98,25 +60,8 @@ impl GuestsApi {
     /// generation.
     async fn create(&self, guest: &str) -> Result<u64, HostError> {
         let guest = guest.to_string();
-        self.blocking(move |core| {
-            let (_, current) = core.show()?;
-            let desired = with_guest(&current, &guest)?;
-            let spec = desired
-                .guests
-                .last()
-                .cloned()
-                .ok_or_else(|| HostError::Invalid("no guest in the request".to_string()))?;
-            let subvolume = match &spec.volume {
-                Some(volume) => {
-                    Some(core.guest_subvolume_path(volume.as_str(), spec.name.as_str())?)
-                }
-                None => None,
-            };
-            vm_config::resolve(&spec, subvolume.as_deref(), &look)
-                .map_err(|problems| HostError::Invalid(problems.join("\n")))?;
-            core.commit_guests(desired.guests)
-        })
-        .await
+        self.blocking(move |core| core.add_guest(&guest, &look))
+            .await
     }
 
     /// Removes a stopped guest from the document; with `remove_disks` its subvolume (and
@@ -133,30 +78,7 @@ impl GuestsApi {
         }
         let owned = name.to_string();
         let generation = self
-            .blocking(move |core| {
-                let mut guests = core.committed_guests()?;
-                let Some(index) = guests.iter().position(|g| g.name.as_str() == owned) else {
-                    return Err(GuestError::NotFound(owned).into());
-                };
-                let gone = guests.remove(index);
-                let generation = core.commit_guests(guests)?;
-                for i in 0..gone.nics.len() {
-                    let tap = layout::tap_name(&owned, i);
-                    if let Err(error) = core.detach_tap(&tap)
-                        && !matches!(error, HostError::NotFound(_))
-                    {
-                        tracing::warn!(
-                            "guest {owned}: cannot delete its port {tap}: {}",
-                            error.message()
-                        );
-                    }
-                }
-                if remove_disks && let Some(volume) = &gone.volume {
-                    core.delete_guest_subvolume(volume.as_str(), &owned)?;
-                    tracing::info!("guest {owned}: its subvolume and disks are deleted");
-                }
-                Ok(generation)
-            })
+            .blocking(move |core| core.delete_guest(&owned, remove_disks))
             .await?;
         self.supervisor.forget(name)?;
         tracing::info!("guest {name} deleted");
@@ -210,30 +132,6 @@ impl GuestsApi {
     }
 }
 
-/// The committed document `current` with one more guest (`guest`: the keys of its table),
-/// validated as a whole. Tables are joined as values, not as text: a guest's `[boot]` or
-/// `[[nics]]` headers would otherwise land at the top of the document.
-pub fn with_guest(current: &str, guest: &str) -> Result<DesiredState, HostError> {
-    let refused = |message: String| HostError::Invalid(format!("guest: {message}"));
-    let mut document: toml::Table = current
-        .parse()
-        .map_err(|error: toml::de::Error| refused(error.message().to_string()))?;
-    let table: toml::Table = guest
-        .parse()
-        .map_err(|error: toml::de::Error| refused(error.message().to_string()))?;
-    let guests = document
-        .entry("guests")
-        .or_insert_with(|| toml::Value::Array(Vec::new()));
-    let Some(list) = guests.as_array_mut() else {
-        return Err(refused(
-            "the committed document's guests are not a list".into(),
-        ));
-    };
-    list.push(toml::Value::Table(table));
-    let text = toml::to_string(&document).expect("a TOML table prints");
-    Ok(DesiredState::from_toml(&text)?)
-}
-
 /// The client side of `org.cairn.Guests1`.
 #[zbus::proxy(
     interface = "org.cairn.Guests1",
@@ -251,25 +149,4 @@ pub trait Guests1 {
     fn pause(&self, name: &str) -> Result<String, HostError>;
     fn resume(&self, name: &str) -> Result<String, HostError>;
     fn capacity(&self, vcpus: u32, memory_mib: u64) -> Result<String, HostError>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_guest_with_nested_tables_joins_the_document() {
-        let current = "version = 1\n\n[[network.vswitches]]\nname = \"priv\"\n";
-        let guest = "name = \"g1\"\nvcpus = 1\nmemory_mib = 128\n\n[boot]\nkernel = \"/k\"\n\n[[nics]]\nvswitch = \"priv\"\n";
-        let state = with_guest(current, guest).expect("joins");
-        assert_eq!(state.guests.len(), 1);
-        assert_eq!(state.guests[0].nics.len(), 1);
-        let twice = with_guest(&state.to_toml(), guest).map_err(|e| e.message());
-        assert_eq!(
-            twice.err().as_deref(),
-            Some(
-                r#"guests[1].name: "g1" is already the name of guests[0] (expected a name of its own)"#
-            )
-        );
-    }
 }

@@ -2,10 +2,12 @@
 //! introspect` shows the state at a glance); `Snapshot()` for clients, which poll it: one
 //! call gives a consistent view, where separate property reads could straddle a step.
 
+use serde::{Deserialize, Serialize};
 use zbus::OwnedObjectPath;
 
 use super::HostError;
-use crate::jobs::Job;
+use crate::host::{CoreError, Job};
+use crate::jobs::{JobSnapshot, JobState};
 
 pub const JOB_INTERFACE: &str = "org.cairn.Job1";
 
@@ -13,6 +15,47 @@ pub const JOB_INTERFACE: &str = "org.cairn.Job1";
 pub fn job_path(id: u64) -> OwnedObjectPath {
     OwnedObjectPath::try_from(format!("{}/job/{id}", super::OBJECT_PATH))
         .expect("a path of fixed segments and a number is valid")
+}
+
+/// A job as a client sees it, the JSON of `Snapshot()`: the core's snapshot with its
+/// failure mapped to the wire (the D-Bus error name and message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: u64,
+    /// What the job does, e.g. `config apply`.
+    pub kind: String,
+    pub state: JobState,
+    /// Steps finished, of `total` (0 of 0 until the work knows its size).
+    pub done: u32,
+    pub total: u32,
+    /// The step under way, or the last one.
+    pub step: String,
+    /// JSON, set when the job succeeded.
+    pub result: String,
+    /// The D-Bus error name and message, set when it failed or was cancelled.
+    pub error_name: String,
+    pub error: String,
+}
+
+impl From<JobSnapshot<CoreError>> for JobView {
+    fn from(snapshot: JobSnapshot<CoreError>) -> Self {
+        let (error_name, error) = snapshot
+            .failure
+            .as_deref()
+            .map(HostError::from)
+            .map_or_else(Default::default, |wire| (wire.name(), wire.message()));
+        Self {
+            id: snapshot.id,
+            kind: snapshot.kind,
+            state: snapshot.state,
+            done: snapshot.done,
+            total: snapshot.total,
+            step: snapshot.step,
+            result: snapshot.result,
+            error_name,
+            error,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -24,20 +67,22 @@ impl JobObject {
     pub fn new(job: Job) -> Self {
         Self { job }
     }
+
+    fn view(&self) -> JobView {
+        self.job.snapshot().into()
+    }
 }
 
 #[zbus::interface(interface = "org.cairn.Job1")]
 impl JobObject {
     /// JSON: id, kind, state, done, total, step, result, error_name, error.
     fn snapshot(&self) -> String {
-        serde_json::to_string(&self.job.snapshot()).expect("a snapshot is strings and numbers")
+        serde_json::to_string(&self.view()).expect("a snapshot is strings and numbers")
     }
 
     /// Stops the job at its next step boundary; it undoes what it did and ends `cancelled`.
     fn cancel(&self) -> Result<(), HostError> {
-        self.job
-            .request_cancel()
-            .map_err(|not_running| HostError::Invalid(not_running.to_string()))
+        Ok(self.job.request_cancel()?)
     }
 
     #[zbus(property)]
@@ -77,7 +122,7 @@ impl JobObject {
 
     #[zbus(property)]
     fn error(&self) -> String {
-        self.job.snapshot().error
+        self.view().error
     }
 }
 

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use super::*;
+use crate::host::{Applied, Core};
 use crate::jobs::JobState;
-use crate::reconcile::{HostAction, Observed, SystemError};
+use crate::reconcile::{HostAction, Observed, System, SystemError};
 use crate::store::StateStore;
 
 const GOOD: &str = "version = 1\nhostname = \"nas1\"\n";
@@ -48,20 +49,16 @@ impl System for NameOnly {
     }
 }
 
-async fn wait_for_job(
-    client: &zbus::Connection,
-    path: &OwnedObjectPath,
-) -> crate::jobs::JobSnapshot {
+async fn wait_for_job(client: &zbus::Connection, path: &OwnedObjectPath) -> crate::api::JobView {
     let job = Job1Proxy::builder(client)
         .path(path.clone())
         .build()
         .await
         .expect("job proxy");
     for _ in 0..500 {
-        let snapshot = serde_json::from_str::<crate::jobs::JobSnapshot>(
-            &job.snapshot().await.expect("Snapshot"),
-        )
-        .expect("JSON");
+        let snapshot =
+            serde_json::from_str::<crate::api::JobView>(&job.snapshot().await.expect("Snapshot"))
+                .expect("JSON");
         if snapshot.state != JobState::Running {
             return snapshot;
         }
@@ -89,7 +86,7 @@ async fn interface_over_a_peer_to_peer_connection() {
         "hostd",
         "second",
     );
-    let api = HostApi::new(Arc::new(Mutex::new(core)), ring);
+    let api = HostApi::new(Arc::new(tokio::sync::Mutex::new(core)), ring);
     let (server_socket, client_socket) =
         std::os::unix::net::UnixStream::pair().expect("socket pair");
     let guid = zbus::Guid::generate();
@@ -160,4 +157,17 @@ async fn interface_over_a_peer_to_peer_connection() {
     let (next, records) = proxy.log(1, 10).await.expect("Log");
     assert_eq!((next, records.len()), (2, 1));
     assert!(proxy.log(2, 10).await.expect("Log").1.is_empty());
+
+    // A job keeps its typed failure; the job object maps it when it shows the job: a
+    // volume the document does not have is NotFound, as a direct call says.
+    let path = proxy.storage_scrub("tank").await.expect("StorageScrub");
+    let finished = wait_for_job(&client, &path).await;
+    assert_eq!(finished.state, JobState::Failed, "{finished:?}");
+    assert_eq!(finished.error_name, "org.cairn.Error.NotFound");
+    assert_eq!(
+        finished.error,
+        r#"There is no volume "tank" in the committed document (it has: none)"#
+    );
+    let error = proxy.snapshot_list("tank").await.expect_err("no volume");
+    assert!(matches!(&error, HostError::NotFound(_)), "{error:?}");
 }

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use hostd::console::auth_log::{AuthLog, KMSG};
 use hostd::console::password_file::Locations;
-use hostd::console::session::{Console, chain};
+use hostd::console::session::Console;
 use hostd::console::terminal::{self, Controlling};
+use hostd::error::chain;
 
 fn main() -> ExitCode {
     let board = std::env::var("CAIRN_BOARD").unwrap_or_else(|_| "unknown".to_owned());

@@ -13,8 +13,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
+use hostd::api::JobView as JobSnapshot;
 use hostd::api::{self, Host1Proxy, HostError, Job1Proxy, Status, WireLogRecord};
-use hostd::jobs::{JobSnapshot, JobState};
+use hostd::jobs::JobState;
 use hostd::network::view::{NetView, Section};
 use hostd::storage::view::StorageView;
 use serde_json::json;
@@ -245,12 +246,23 @@ enum CtlError {
     Signal(std::io::Error),
     #[error("Console: {0}")]
     Console(std::io::Error),
+    /// The guest has no console to attach to: it does not exist or is not running (the
+    /// caller's mistake, like any other request about a guest in the wrong state).
+    #[error(
+        "guest {name} has no console at {} (is it running? cairnctl vm list): {source}",
+        .socket.display()
+    )]
+    NoConsole {
+        name: String,
+        socket: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl CtlError {
     fn exit(&self) -> Exit {
         match self {
-            Self::ReadFile { .. } => Exit::BadInput,
+            Self::ReadFile { .. } | Self::NoConsole { .. } => Exit::BadInput,
             Self::Host(error) if error.is_bad_input() => Exit::BadInput,
             Self::Host(_)
             | Self::Connect { .. }
@@ -907,6 +919,21 @@ mod tests {
             CtlError::Host(HostError::Storage("x".into())).exit(),
             Exit::Failure
         );
+        let no_console = CtlError::NoConsole {
+            name: "web".into(),
+            socket: PathBuf::from("/run/cairn/guests/web/console.sock"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(no_console.exit(), Exit::BadInput);
+        // What a guest start meets when its volume is not mounted is the caller's to fix,
+        // as it is for `cairnctl storage`: exit 2, not 1.
+        let not_mounted = HostError::from(hostd::guests::supervisor::GuestError::from(
+            hostd::host::CoreError::NotMounted {
+                volume: "tank".into(),
+                path: "/volume1".into(),
+            },
+        ));
+        assert_eq!(CtlError::Host(not_mounted).exit(), Exit::BadInput);
         let refused = describe(&HostError::Invalid("a: b\nc: d".into()));
         assert_eq!(refused, "The document is refused:\n  a: b\n  c: d");
     }

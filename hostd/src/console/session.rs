@@ -18,23 +18,12 @@ use super::password::{self, MIN_LENGTH, PasswordHash};
 use super::password_file::{self, Locations, PasswordFileError, Stored};
 use super::reset;
 use super::terminal::{self, TerminalError, read_secret, say};
+use crate::error::chain;
 
 pub const CAIRNCTL: &str = "/usr/bin/cairnctl";
 pub const SHELL: &str = "/bin/sh";
 /// Commands an admin keeps across one session; more is scrolling, not recall.
 const HISTORY_SIZE: usize = 200;
-
-/// The whole cause chain of an error, one `: ` per level.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 pub struct Console {
     pub locations: Locations,

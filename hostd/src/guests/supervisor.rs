@@ -35,7 +35,8 @@ use super::host_cpu::Cgroups;
 use super::layout::{self, RunPaths};
 use super::lifecycle::{GuestState, valid_transition};
 use super::vm_config::{self, Found};
-use crate::api::HostError;
+use crate::error::chain;
+use crate::host::CoreError;
 use crate::state::{GuestSpec, RestartPolicy};
 
 /// How long the API socket may take to answer after the process starts (nested under TCG
@@ -55,10 +56,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// What the supervisor needs from the rest of hostd (the core, in production). Blocking
 /// calls: the supervisor runs them on blocking threads.
 pub trait HostOps: Send + Sync + 'static {
-    fn guests(&self) -> Result<Vec<GuestSpec>, HostError>;
+    fn guests(&self) -> Result<Vec<GuestSpec>, CoreError>;
     /// The guest's subvolume on `volume` (created when missing).
-    fn subvolume(&self, volume: &str, guest: &str) -> Result<PathBuf, HostError>;
-    fn attach_tap(&self, tap: &str, vswitch: &str, vlan: Option<u16>) -> Result<(), HostError>;
+    fn subvolume(&self, volume: &str, guest: &str) -> Result<PathBuf, CoreError>;
+    fn attach_tap(&self, tap: &str, vswitch: &str, vlan: Option<u16>) -> Result<(), CoreError>;
 }
 
 /// Where things are and the rules.
@@ -102,16 +103,14 @@ pub enum GuestError {
     },
     #[error("Guest {name:?} did not start: {why}")]
     StartFailed { name: String, why: String },
-    #[error("{0}")]
-    Host(String),
+    /// What the core answered the supervisor (a volume that is not mounted, a refused
+    /// port), with its own kind: it says all there is to say, so it is not wrapped.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("The request stopped unfinished")]
+    Unfinished(#[source] tokio::task::JoinError),
     #[error("hostd is shutting down; guests are being stopped")]
     ShuttingDown,
-}
-
-impl From<HostError> for GuestError {
-    fn from(error: HostError) -> Self {
-        Self::Host(error.message())
-    }
 }
 
 /// What an exit of the process means, from the state the guest was in.
@@ -298,12 +297,12 @@ impl Supervisor {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&dyn HostOps) -> Result<T, HostError> + Send + 'static,
+        work: impl FnOnce(&dyn HostOps) -> Result<T, CoreError> + Send + 'static,
     ) -> Result<T, GuestError> {
         let ops = Arc::clone(&self.inner.ops);
         tokio::task::spawn_blocking(move || work(ops.as_ref()))
             .await
-            .map_err(|error| GuestError::Host(format!("The request stopped unfinished: {error}")))?
+            .map_err(GuestError::Unfinished)?
             .map_err(GuestError::from)
     }
 
@@ -455,7 +454,7 @@ impl Supervisor {
         match self.launch(&spec, &resolved, life).await {
             Ok(()) => Ok(GuestState::Running),
             Err(error) => {
-                let why = crate::api::chain(&error);
+                let why = chain(&error);
                 tracing::error!("guest {name}: {why}");
                 self.fail_start(name, &why).await;
                 Err(GuestError::StartFailed {
@@ -720,10 +719,7 @@ impl Supervisor {
                             .is_some_and(|r| r.life == life && !r.state.is_active())
                     };
                     if still && let Err(error) = supervisor.start(&name).await {
-                        tracing::error!(
-                            "guest {name}: the restart failed: {}",
-                            crate::api::chain(&error)
-                        );
+                        tracing::error!("guest {name}: the restart failed: {}", chain(&error));
                     }
                 });
             }
@@ -806,7 +802,7 @@ impl Supervisor {
                 }
                 Err(error) => tracing::warn!(
                     "guest {name}: power button failed ({}); forcing it off",
-                    crate::api::chain(&error)
+                    chain(&error)
                 ),
             }
         }
@@ -980,7 +976,7 @@ impl Supervisor {
             match self.start(name).await {
                 Ok(_) => tracing::info!("autostart: guest {name} started"),
                 Err(error) => {
-                    tracing::error!("autostart: guest {name}: {}", crate::api::chain(&error));
+                    tracing::error!("autostart: guest {name}: {}", chain(&error));
                 }
             }
             let delay = guest.autostart.map_or(0, |a| a.delay_s.get());
@@ -1013,7 +1009,7 @@ impl Supervisor {
         let stops = active.iter().map(|name| async move {
             match self.stop(name, false, timeout).await {
                 Ok(state) => tracing::info!("guest {name} {state} (host shutdown)"),
-                Err(error) => tracing::error!("guest {name}: {}", crate::api::chain(&error)),
+                Err(error) => tracing::error!("guest {name}: {}", chain(&error)),
             }
         });
         futures::future::join_all(stops).await;

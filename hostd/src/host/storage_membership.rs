@@ -3,8 +3,8 @@
 //! committed again afterwards so that it names the drives the volume has.
 
 use super::storage_ops::{member_layer, new_drive};
-use super::{Core, system_error};
-use crate::api::HostError;
+use super::{Core, CoreError};
+use crate::error::ByText;
 use crate::reconcile::System;
 use crate::state::DrivePath;
 use crate::storage::execute::run_tool;
@@ -15,12 +15,12 @@ use crate::store::Filesystem;
 
 impl<S: System, F: Filesystem> Core<S, F> {
     /// Checks an addition: the volume is mounted and `new` is a blank drive of this box.
-    pub fn addition(&self, volume: &str, new: &str) -> Result<Addition, HostError> {
+    pub fn addition(&self, volume: &str, new: &str) -> Result<Addition, CoreError> {
         let (_, path) = self.mounted_volume(volume)?;
-        let observed = self.system.observe().map_err(system_error)?.storage;
-        let fs = observed
-            .volume(volume)
-            .ok_or_else(|| HostError::System(format!("No drive of volume {volume} is present")))?;
+        let observed = self.system.observe()?.storage;
+        let fs = observed.volume(volume).ok_or_else(|| CoreError::NoDrives {
+            volume: volume.to_string(),
+        })?;
         let drive = new_drive(&observed, new)?;
         let (bcache, cache) = member_layer(&observed, &fs);
         Ok(Addition {
@@ -34,21 +34,21 @@ impl<S: System, F: Filesystem> Core<S, F> {
 
     /// Checks a removal: `old` is a drive of the mounted, whole volume, the drives left still
     /// carry its profiles, and what is allocated fits on them. Touches nothing.
-    pub fn removal(&self, volume: &str, old: &str) -> Result<Removal, HostError> {
+    pub fn removal(&self, volume: &str, old: &str) -> Result<Removal, CoreError> {
         let (spec, path) = self.mounted_volume(volume)?;
-        let observed = self.system.observe().map_err(system_error)?.storage;
-        let fs = observed
-            .volume(volume)
-            .ok_or_else(|| HostError::System(format!("No drive of volume {volume} is present")))?;
+        let observed = self.system.observe()?.storage;
+        let fs = observed.volume(volume).ok_or_else(|| CoreError::NoDrives {
+            volume: volume.to_string(),
+        })?;
         let (devid, drive) = fs
             .members
             .iter()
             .find(|(_, drive)| drive.sys.is_named(old))
             .map(|(devid, drive)| (*devid, *drive))
-            .ok_or_else(|| {
-                HostError::Invalid(format!(
-                    "old: {old} is not a drive of volume {volume} (expected one of its drives: `cairnctl storage volume` lists them)"
-                ))
+            .ok_or_else(|| CoreError::NotAMember {
+                volume: volume.to_string(),
+                drive: old.to_string(),
+                or_missing: false,
             })?;
         let members = usize::try_from(fs.num_devices).unwrap_or(usize::MAX);
         if let Some(why) = removal_refusal(
@@ -58,25 +58,25 @@ impl<S: System, F: Filesystem> Core<S, F> {
             members,
             fs.missing(),
         ) {
-            return Err(HostError::Invalid(format!(
-                "old: {old} cannot be removed: {why}"
-            )));
+            return Err(CoreError::CannotRemove {
+                drive: old.to_string(),
+                why,
+            });
         }
         let mount_point = path.display().to_string();
         let tool = |args: &[&str]| {
-            run_tool("btrfs", args).map_err(|error| HostError::System(crate::api::chain(&error)))
+            run_tool("btrfs", args).map_err(|error| CoreError::Measure(ByText(error)))
         };
         let show = tool(&["filesystem", "show", "--raw", &mount_point])?;
         let usage = tool(&["filesystem", "usage", "--raw", &mount_point])?;
-        let raw_used = parse_raw_used(&usage).ok_or_else(|| {
-            HostError::System(format!(
-                "`btrfs filesystem usage` of {mount_point} printed no Used: line"
-            ))
+        let raw_used = parse_raw_used(&usage).ok_or_else(|| CoreError::NoUsedLine {
+            mount_point: mount_point.clone(),
         })?;
         if let Some(why) = space_refusal(&parse_device_usage(&show), raw_used, devid) {
-            return Err(HostError::Invalid(format!(
-                "old: {old} cannot be removed: {why}"
-            )));
+            return Err(CoreError::CannotRemove {
+                drive: old.to_string(),
+                why,
+            });
         }
         Ok(Removal {
             volume: volume.to_string(),
@@ -105,9 +105,11 @@ impl<S: System, F: Filesystem> Core<S, F> {
 
     /// After an addition: commits the document again with `new` in the volume's drive list.
     /// Returns the new generation.
-    pub fn record_addition(&mut self, volume: &str, new: &str) -> Result<u64, HostError> {
-        let new_path = DrivePath::try_from(new)
-            .map_err(|error| HostError::Invalid(format!("new: {error}")))?;
+    pub fn record_addition(&mut self, volume: &str, new: &str) -> Result<u64, CoreError> {
+        let new_path = DrivePath::try_from(new).map_err(|error| CoreError::BadValue {
+            field: "new",
+            error,
+        })?;
         self.recommit_drives(volume, &format!("{new} added"), |drives| {
             if !drives.contains(&new_path) {
                 drives.push(new_path);
@@ -122,7 +124,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
         volume: &str,
         old: &str,
         paths: &[String],
-    ) -> Result<u64, HostError> {
+    ) -> Result<u64, CoreError> {
         self.recommit_drives(volume, &format!("{old} removed"), |drives| {
             drives.retain(|drive| {
                 drive.as_str() != old && !paths.iter().any(|p| p == drive.as_str())
@@ -136,14 +138,17 @@ impl<S: System, F: Filesystem> Core<S, F> {
         volume: &str,
         what: &str,
         change: impl FnOnce(&mut Vec<DrivePath>),
-    ) -> Result<u64, HostError> {
+    ) -> Result<u64, CoreError> {
         let mut desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
         let spec = desired
             .storage
             .volumes
             .iter_mut()
             .find(|v| v.name.as_str() == volume)
-            .ok_or_else(|| HostError::NotFound(format!("There is no volume {volume:?}")))?;
+            .ok_or_else(|| CoreError::NoSuchVolume {
+                name: volume.to_string(),
+                known: Vec::new(),
+            })?;
         change(&mut spec.drives);
         let generation = self.store.commit(&desired)?;
         tracing::info!(%generation, "volume {volume}: {what} in the document");

@@ -1,11 +1,10 @@
 //! The core's on-demand storage operations: what they need resolved from the committed
 //! document and the drives before a job runs them (the jobs themselves run without the
-//! core's lock, see `api.rs`).
+//! core's lock, see `storage_jobs.rs`).
 
 use std::path::PathBuf;
 
-use super::{Core, system_error};
-use crate::api::HostError;
+use super::{Core, CoreError};
 use crate::reconcile::System;
 use crate::state::{DrivePath, ObjectName, Volume};
 use crate::storage::maintenance::Replacement;
@@ -27,7 +26,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// The committed volumes that have a scrub schedule and are mounted, with their interval.
-    pub fn scheduled_scrubs(&self) -> Result<Vec<(String, u16)>, HostError> {
+    pub fn scheduled_scrubs(&self) -> Result<Vec<(String, u16)>, CoreError> {
         let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
         Ok(desired
             .storage
@@ -39,7 +38,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// The document's volume `name` and its mount point; an error unless it is mounted.
-    pub fn mounted_volume(&self, name: &str) -> Result<(Volume, PathBuf), HostError> {
+    pub fn mounted_volume(&self, name: &str) -> Result<(Volume, PathBuf), CoreError> {
         let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
         let Some((index, volume)) = desired
             .storage
@@ -54,25 +53,22 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 .iter()
                 .map(|v| v.name.as_str())
                 .collect();
-            return Err(HostError::NotFound(format!(
-                "There is no volume {name:?} in the committed document (it has: {})",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            )));
+            return Err(CoreError::NoSuchVolume {
+                name: name.to_string(),
+                known: names.into_iter().map(String::from).collect(),
+            });
         };
         let path = mount_point(index);
-        let observed = self.system.observe().map_err(system_error)?;
+        let observed = self.system.observe()?;
         if observed
             .storage
             .mount_at(&path)
             .is_none_or(|entry| entry.fs_type != "btrfs")
         {
-            return Err(HostError::System(format!(
-                "Volume {name} is not mounted at {path} (see `cairnctl status` and `cairnctl storage volume`)"
-            )));
+            return Err(CoreError::NotMounted {
+                volume: name.to_string(),
+                path,
+            });
         }
         Ok((volume.clone(), PathBuf::from(path)))
     }
@@ -84,29 +80,27 @@ impl<S: System, F: Filesystem> Core<S, F> {
         volume: &str,
         old: &str,
         new: &str,
-    ) -> Result<Replacement, HostError> {
+    ) -> Result<Replacement, CoreError> {
         let (spec, path) = self.mounted_volume(volume)?;
-        let observed = self.system.observe().map_err(system_error)?.storage;
-        let fs = observed
-            .volume(volume)
-            .ok_or_else(|| HostError::System(format!("No drive of volume {volume} is present")))?;
+        let observed = self.system.observe()?.storage;
+        let fs = observed.volume(volume).ok_or_else(|| CoreError::NoDrives {
+            volume: volume.to_string(),
+        })?;
         let devid = if old == MISSING {
             (1..=fs.num_devices)
                 .find(|devid| !fs.members.contains_key(devid))
-                .ok_or_else(|| {
-                    HostError::Invalid(format!(
-                        "old: volume {volume} has no missing drive (expected the path of one of its drives)"
-                    ))
+                .ok_or_else(|| CoreError::NoMissingDrive {
+                    volume: volume.to_string(),
                 })?
         } else {
             fs.members
                 .iter()
                 .find(|(_, drive)| drive.sys.is_named(old))
                 .map(|(devid, _)| *devid)
-                .ok_or_else(|| {
-                    HostError::Invalid(format!(
-                        "old: {old} is not a drive of volume {volume} (expected one of its drives, or `missing`)"
-                    ))
+                .ok_or_else(|| CoreError::NotAMember {
+                    volume: volume.to_string(),
+                    drive: old.to_string(),
+                    or_missing: true,
                 })?
         };
         let drive = new_drive(&observed, new)?;
@@ -133,10 +127,12 @@ impl<S: System, F: Filesystem> Core<S, F> {
         volume: &str,
         old: &str,
         new: &str,
-    ) -> Result<u64, HostError> {
-        let observed = self.system.observe().map_err(system_error)?.storage;
-        let new_path = DrivePath::try_from(new)
-            .map_err(|error| HostError::Invalid(format!("new: {error}")))?;
+    ) -> Result<u64, CoreError> {
+        let observed = self.system.observe()?.storage;
+        let new_path = DrivePath::try_from(new).map_err(|error| CoreError::BadValue {
+            field: "new",
+            error,
+        })?;
         self.recommit_drives(volume, &format!("{old} replaced by {new}"), |drives| {
             let slot = drives.iter().position(|drive| {
                 if old == MISSING {
@@ -175,27 +171,27 @@ pub(super) fn member_layer(
 pub(super) fn new_drive<'a>(
     observed: &'a StorageObserved,
     new: &str,
-) -> Result<&'a Drive, HostError> {
-    let drive = observed.drive_named(new).ok_or_else(|| {
-        HostError::Invalid(format!(
-            "new: {new} is not a drive on this box (`cairnctl storage drives` lists them)"
-        ))
-    })?;
+) -> Result<&'a Drive, CoreError> {
+    let drive = observed
+        .drive_named(new)
+        .ok_or_else(|| CoreError::NoSuchDrive {
+            drive: new.to_string(),
+        })?;
     if drive.sys.is_boot_device() {
-        return Err(HostError::Invalid(format!(
-            "new: {new} is the boot device (it is never offered)"
-        )));
+        return Err(CoreError::BootDrive {
+            drive: new.to_string(),
+        });
     }
     if drive.contents != Contents::Blank {
-        return Err(HostError::Invalid(format!(
-            "new: {new} holds {} (expected a blank drive)",
-            describe(&drive.contents)
-        )));
+        return Err(CoreError::NotBlank {
+            drive: new.to_string(),
+            holds: describe(&drive.contents),
+        });
     }
     Ok(drive)
 }
 
 /// A subvolume name from the wire, checked like every name in the document.
-pub fn subvolume_name(field: &str, text: &str) -> Result<ObjectName, HostError> {
-    ObjectName::try_from(text).map_err(|error| HostError::Invalid(format!("{field}: {error}")))
+pub fn subvolume_name(field: &'static str, text: &str) -> Result<ObjectName, CoreError> {
+    ObjectName::try_from(text).map_err(|error| CoreError::BadValue { field, error })
 }

@@ -1,9 +1,9 @@
 //! Guests' ports on the vSwitches: outside the document, but through the same observe,
 //! plan and act-with-undo as an apply, so a failed attach leaves nothing behind.
 
-use super::{Core, system_error};
-use crate::api::HostError;
-use crate::network::taps::{self, TapError, TapRequest};
+use super::{Core, CoreError};
+use crate::error::ByText;
+use crate::network::taps::{self, TapRequest};
 use crate::plan;
 use crate::reconcile::{HostAction, System};
 use crate::state::{InterfaceName, VlanId};
@@ -17,47 +17,44 @@ impl<S: System, F: Filesystem> Core<S, F> {
         tap: &str,
         vswitch: &str,
         vlan: Option<u16>,
-    ) -> Result<Vec<String>, HostError> {
+    ) -> Result<Vec<String>, CoreError> {
         let request = TapRequest {
-            tap: InterfaceName::try_from(tap).map_err(|e| bad_field("tap", &e))?,
+            tap: InterfaceName::try_from(tap).map_err(|error| CoreError::BadValue {
+                field: "tap",
+                error,
+            })?,
             vswitch: vswitch.to_string(),
             vlan: vlan
-                .map(|id| VlanId::new(id).map_err(|e| bad_field("vlan", &e)))
+                .map(|id| {
+                    VlanId::new(id).map_err(|error| CoreError::BadValue {
+                        field: "vlan",
+                        error,
+                    })
+                })
                 .transpose()?,
         };
         let spec = self.current()?.map(|(_, s)| s.network).unwrap_or_default();
-        let observed = self.system.observe().map_err(system_error)?;
-        let actions = taps::plan_attach(&request, &spec, &observed.network).map_err(refused)?;
+        let observed = self.system.observe()?;
+        let actions = taps::plan_attach(&request, &spec, &observed.network)?;
         let done = self.run_net(&actions)?;
         tracing::info!("guest port {request} attached");
         Ok(done)
     }
 
     /// Deletes a guest's tap and the uplink VLANs only it needed.
-    pub fn detach_tap(&mut self, tap: &str) -> Result<Vec<String>, HostError> {
+    pub fn detach_tap(&mut self, tap: &str) -> Result<Vec<String>, CoreError> {
         let spec = self.current()?.map(|(_, s)| s.network).unwrap_or_default();
-        let observed = self.system.observe().map_err(system_error)?;
-        let actions = taps::plan_detach(tap, &spec, &observed.network).map_err(refused)?;
+        let observed = self.system.observe()?;
+        let actions = taps::plan_detach(tap, &spec, &observed.network)?;
         let done = self.run_net(&actions)?;
         tracing::info!("guest port {tap} detached");
         Ok(done)
     }
 
-    fn run_net(&mut self, actions: &[crate::network::NetAction]) -> Result<Vec<String>, HostError> {
+    fn run_net(&mut self, actions: &[crate::network::NetAction]) -> Result<Vec<String>, CoreError> {
         let actions: Vec<HostAction> = actions.iter().cloned().map(HostAction::Network).collect();
         plan::apply(&actions, &mut self.system)
             .map(|done| done.iter().map(ToString::to_string).collect())
-            .map_err(|failure| HostError::ApplyFailed(crate::api::chain(&failure)))
-    }
-}
-
-fn bad_field(field: &str, error: &dyn std::fmt::Display) -> HostError {
-    HostError::Invalid(format!("{field}: {error}"))
-}
-
-fn refused(error: TapError) -> HostError {
-    match error {
-        TapError::NoSuchTap(_) => HostError::NotFound(error.to_string()),
-        _ => HostError::Invalid(error.to_string()),
+            .map_err(|failure| CoreError::Act(Box::new(ByText(failure))))
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::jobs::JobState;
 use crate::network::NetObserved;
-use crate::reconcile::Observed;
+use crate::reconcile::{Observed, SystemError};
 use crate::state::Hostname;
 use crate::store::MemoryFs;
 
@@ -147,7 +147,7 @@ fn doc(text: &str) -> DesiredState {
     DesiredState::from_toml(text).expect("a valid document")
 }
 
-fn apply(core: &mut Core<FakeBox, MemoryFs>, text: &str) -> Result<Applied, HostError> {
+fn apply(core: &mut Core<FakeBox, MemoryFs>, text: &str) -> Result<Applied, CoreError> {
     core.apply(&doc(text), &Job::new(1, "config apply"))
 }
 
@@ -235,16 +235,12 @@ fn invalid_document_is_refused_with_every_line_and_nothing_changes() {
     let (mut core, fake) = core();
     apply(&mut core, GOOD).expect("apply");
     let two_errors = BONDED.replace("802.3ad", "lacp2").replace("nas1", "-bad-");
-    let error = HostError::from(DesiredState::from_toml(&two_errors).expect_err("refused"));
-    let HostError::Invalid(text) = &error else {
-        panic!("expected Invalid, got {error:?}");
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].starts_with("hostname: "), "{text}");
+    let invalid = DesiredState::from_toml(&two_errors).expect_err("refused");
+    let lines: Vec<String> = invalid.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("hostname: "), "{lines:?}");
     assert_eq!(lines[1], LACP2_LINE);
-    assert!(error.is_bad_input());
-    assert!(matches!(core.plan(&two_errors), Err(HostError::Invalid(_))));
+    assert_eq!(core.plan(&two_errors), Err(CoreError::Refused(invalid)));
     assert_eq!(core.show().expect("show").0, 1);
     assert_eq!(fake.hostname(), "nas1");
 }
@@ -255,9 +251,12 @@ fn a_failing_action_leaves_the_box_and_the_store_as_they_were() {
     apply(&mut core, GOOD).expect("apply");
     fake.lock().refuse = Some("nas2".into());
     let error = apply(&mut core, &GOOD.replace("nas1", "nas2")).expect_err("refused by the box");
-    let HostError::ApplyFailed(message) = &error else {
-        panic!("expected ApplyFailed, got {error:?}");
+    let CoreError::Apply { failure, restored } = &error else {
+        panic!("expected Apply, got {error:?}");
     };
+    assert_eq!(failure.0.rolled_back, []);
+    assert_eq!(*restored, Restored::Back(Generation::new(3)));
+    let message = error.to_string();
     assert!(
         message.contains(r#""set the host name from "nas1" to "nas2"" failed"#),
         "{message}"
@@ -266,7 +265,6 @@ fn a_failing_action_leaves_the_box_and_the_store_as_they_were() {
         message.contains("back at the previous document (now generation 3)"),
         "{message}"
     );
-    assert!(!error.is_bad_input());
     assert_eq!(fake.hostname(), "nas1");
     let (generation, text) = core.show().expect("show");
     assert_eq!(
@@ -294,10 +292,16 @@ fn a_cancel_requested_before_the_first_action_undoes_the_commit() {
     let error = core
         .apply(&doc(&GOOD.replace("nas1", "nas2")), &job)
         .expect_err("cancelled");
-    let HostError::Cancelled(message) = &error else {
+    let CoreError::Cancelled { failure, restored } = &error else {
         panic!("expected Cancelled, got {error:?}");
     };
-    assert!(message.starts_with("Cancelled before"), "{message}");
+    assert_eq!(
+        failure.0.failed_action.to_string(),
+        r#"set the host name from "nas1" to "nas2""#
+    );
+    assert_eq!(*restored, Restored::Back(Generation::new(3)));
+    assert!(error.is_cancellation());
+    assert!(error.to_string().starts_with("Cancelled before"), "{error}");
     assert_eq!(fake.hostname(), "nas1");
     assert_eq!(doc(&core.show().expect("show").1), doc(GOOD));
     assert_eq!(
@@ -390,12 +394,13 @@ fn history_and_rollback_documents() {
         3
     );
     assert_eq!(fake.hostname(), "nas1");
-    let error = core.generation(42).expect_err("unknown generation");
-    assert!(
-        matches!(&error, HostError::NotFound(m) if m.contains("42")),
-        "{error:?}"
+    assert_eq!(
+        core.generation(42),
+        Err(CoreError::UnknownGeneration {
+            generation: Generation::new(42),
+            kept: "1, 2, 3".to_string(),
+        })
     );
-    assert!(error.is_bad_input());
 }
 
 #[test]
@@ -405,11 +410,10 @@ fn storage_failure_is_a_storage_error_with_its_cause() {
     let mut core = core_over(fs.clone(), fake.clone());
     fs.crash_after(0);
     let error = apply(&mut core, GOOD).expect_err("the disk is gone");
-    let HostError::Storage(text) = &error else {
-        panic!("expected Storage, got {error:?}");
+    let CoreError::Store(cause) = &error else {
+        panic!("expected Store, got {error:?}");
     };
-    assert!(text.starts_with("Cannot "), "{text}");
-    assert!(!error.is_bad_input());
+    assert!(cause.to_string().starts_with("Cannot "), "{cause}");
     assert_eq!(
         fake.hostname(),
         "cairn",
@@ -425,7 +429,12 @@ fn board_is_the_board_config_as_json_and_unknown_boards_are_not_found() {
     assert_eq!(json["id"], "qemu-x86_64");
     let store = StateStore::open_with(MemoryFs::new(), DIR, clock).expect("open");
     let unknown = Core::new(store, FakeBox::default(), "no-such-board", false, || None);
-    assert!(matches!(unknown.board(), Err(HostError::NotFound(_))));
+    assert_eq!(
+        unknown.board(),
+        Err(CoreError::UnknownBoard {
+            board: "no-such-board".to_string()
+        })
+    );
 }
 
 #[test]
@@ -526,4 +535,180 @@ fn an_apply_without_a_management_section_leaves_no_marker() {
     let (mut core, _) = core();
     apply(&mut core, BONDED).expect("apply");
     assert_eq!(core.store.unconfirmed().expect("store.unconfirmed"), None);
+}
+
+/// A document with volume `tank` on two drives, committed without an apply (the double has
+/// no drives, so an apply would refuse it).
+fn with_tank() -> Core<FakeBox, MemoryFs> {
+    let (mut core, _) = core();
+    let tank = r#"
+version = 1
+
+[[storage.volumes]]
+name = "tank"
+drives = ["/dev/disk/by-id/ata-WDC_A", "/dev/disk/by-id/ata-WDC_B"]
+data_profile = "raid1"
+metadata_profile = "raid1"
+"#;
+    core.store.commit(&doc(tank)).expect("commit");
+    core
+}
+
+#[test]
+fn a_volume_not_in_the_document_is_no_such_volume_with_the_known_ones() {
+    let core = with_tank();
+    assert_eq!(
+        core.mounted_volume("pool"),
+        Err(CoreError::NoSuchVolume {
+            name: "pool".to_string(),
+            known: vec!["tank".to_string()],
+        })
+    );
+    assert_eq!(
+        core.addition("pool", "/dev/sdc"),
+        Err(CoreError::NoSuchVolume {
+            name: "pool".to_string(),
+            known: vec!["tank".to_string()],
+        })
+    );
+}
+
+#[test]
+fn a_volume_that_is_not_mounted_is_not_mounted_on_every_path() {
+    let core = with_tank();
+    let not_mounted = || CoreError::NotMounted {
+        volume: "tank".to_string(),
+        path: "/volume1".to_string(),
+    };
+    assert_eq!(core.mounted_volume("tank"), Err(not_mounted()));
+    assert_eq!(
+        core.replacement("tank", "missing", "/dev/sdc"),
+        Err(not_mounted())
+    );
+    assert_eq!(core.removal("tank", "/dev/sda"), Err(not_mounted()));
+    // The guest path: the supervisor asks the core for a guest's subvolume.
+    assert_eq!(core.guest_subvolume("tank", "web"), Err(not_mounted()));
+}
+
+#[test]
+fn guest_port_requests_are_refused_with_the_field_or_the_network_reason() {
+    let (mut core, _) = core();
+    assert_eq!(
+        core.attach_tap("vm-web-0", "priv", Some(5000)),
+        Err(CoreError::BadValue {
+            field: "vlan",
+            error: crate::state::VlanId::new(5000).expect_err("out of range"),
+        })
+    );
+    assert_eq!(
+        core.attach_tap("vm-web-0", "priv", None),
+        Err(CoreError::Tap(
+            crate::network::taps::TapError::UnknownVSwitch {
+                name: "priv".to_string(),
+                known: "none".to_string(),
+            }
+        ))
+    );
+    assert_eq!(
+        core.detach_tap("vm-web-0"),
+        Err(CoreError::Tap(crate::network::taps::TapError::NoSuchTap(
+            "vm-web-0".to_string()
+        )))
+    );
+}
+
+#[test]
+fn a_drive_that_is_not_a_path_is_refused_as_a_value() {
+    let mut core = with_tank();
+    assert_eq!(
+        core.record_addition("tank", "sdc"),
+        Err(CoreError::BadValue {
+            field: "new",
+            error: crate::state::DrivePath::try_from("sdc").expect_err("not a path"),
+        })
+    );
+}
+
+#[test]
+fn the_daemon_s_apply_over_the_shared_core_is_the_same_transaction() {
+    let (core, fake) = core();
+    let shared = tokio::sync::Mutex::new(core);
+    let job = Job::new(1, "config apply");
+    let applied = run_apply(&shared, &doc(GOOD), &job).expect("apply");
+    assert_eq!(applied.generation, 1);
+    assert_eq!(fake.hostname(), "nas1");
+    fake.lock().refuse = Some("nas2".into());
+    let error = run_apply(&shared, &doc(&GOOD.replace("nas1", "nas2")), &job)
+        .expect_err("refused by the box");
+    assert!(matches!(error, CoreError::Apply { .. }), "{error:?}");
+    assert_eq!(shared.blocking_lock().show().expect("show").0, 3);
+}
+
+#[test]
+fn a_document_may_not_drop_a_running_guest() {
+    let with_web = doc(
+        "version = 1\n[[guests]]\nname = \"web\"\nvcpus = 1\nmemory_mib = 128\n[guests.boot]\nkernel = \"/k\"\n",
+    );
+    assert_eq!(keeps_running_guests(&with_web, vec!["web".into()]), Ok(()));
+    assert_eq!(
+        keeps_running_guests(&DesiredState::default(), vec!["web".into(), "db".into()]),
+        Err(CoreError::DropsRunningGuests {
+            guests: vec!["web".into(), "db".into()],
+        })
+    );
+}
+
+#[test]
+fn a_guest_with_nested_tables_joins_the_document_as_a_value() {
+    let (mut core, _) = core();
+    core.store
+        .commit(&doc(
+            "version = 1\n\n[[network.vswitches]]\nname = \"priv\"\n",
+        ))
+        .expect("commit");
+    let everything_is_there = |_: &std::path::Path| crate::guests::vm_config::Found::File;
+    let guest = "name = \"g1\"\nvcpus = 1\nmemory_mib = 128\n\n[boot]\nkernel = \"/k\"\n\n[[nics]]\nvswitch = \"priv\"\n";
+    assert_eq!(core.add_guest(guest, &everything_is_there), Ok(2));
+    let guests = core.committed_guests().expect("guests");
+    assert_eq!(guests.len(), 1);
+    assert_eq!(guests[0].nics.len(), 1);
+    let twice = core
+        .add_guest(guest, &everything_is_there)
+        .expect_err("the name is taken");
+    let CoreError::Refused(invalid) = &twice else {
+        panic!("expected Refused, got {twice:?}");
+    };
+    let lines: Vec<String> = invalid.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [r#"guests[1].name: "g1" is already the name of guests[0] (expected a name of its own)"#]
+    );
+    let wrong_type = core
+        .add_guest(
+            &guest.replace("vcpus = 1", "vcpus = \"two\""),
+            &everything_is_there,
+        )
+        .expect_err("vcpus is a number");
+    let CoreError::Refused(invalid) = &wrong_type else {
+        panic!("expected Refused, got {wrong_type:?}");
+    };
+    assert!(
+        invalid.errors[0]
+            .to_string()
+            .starts_with("guests[1].vcpus: invalid type"),
+        "{invalid}"
+    );
+    let nothing_there = |_: &std::path::Path| crate::guests::vm_config::Found::Missing;
+    let missing = core
+        .add_guest(&guest.replace("g1", "g2"), &nothing_there)
+        .expect_err("no kernel");
+    assert!(
+        matches!(missing, CoreError::GuestFiles { .. }),
+        "{missing:?}"
+    );
+    assert_eq!(
+        core.show().expect("show").0,
+        2,
+        "nothing refused was committed"
+    );
 }

@@ -198,6 +198,23 @@ pub(crate) fn read(text: &str) -> Result<Document, FieldError> {
     })
 }
 
+/// Reads the keys of one `[[guests]]` table as guest number `index` of a document: its
+/// errors carry the document's paths (`guests[2].vcpus`), a syntax error the path `guest`.
+pub(crate) fn read_guest(text: &str, index: usize) -> Result<Guest, FieldError> {
+    let at = format!("guests[{index}]");
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|error| FieldError::new("guest", error.message().trim_end()))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let path = if path == "." {
+            at.clone()
+        } else {
+            format!("{at}.{path}")
+        };
+        shape_error(&path, error.inner().message())
+    })
+}
+
 fn syntax_error(text: &str, error: &toml::de::Error) -> FieldError {
     let message = error.message().trim_end().replace('`', "\"");
     let Some(span) = error.span() else {

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::Declared;
 use super::document;
-use super::error::{Errors, expected_one_of};
+use super::error::{Errors, FieldError, Invalid, expected_one_of};
 use super::values::{
     AutostartDelaySeconds, AutostartOrder, CpuWeight, DiskSizeMib, GuestFile, InterfaceName,
     MacAddress, MemoryMib, ObjectName, ThreadIndex, VcpuCount, VlanId,
@@ -150,6 +150,25 @@ const CMDLINE_MAX: usize = 2047;
 
 /// Converts every value of the document's guests; returns those that converted and their
 /// positions in the document.
+impl GuestSpec {
+    /// One guest from the keys of its `[[guests]]` table, as guest number `index` of a
+    /// document (for the paths in its errors): its shape and values checked. How it relates
+    /// to the rest of the document (its vSwitches, its volume, its name being free) is the
+    /// document's to check once it holds the guest.
+    pub fn from_toml(text: &str, index: usize) -> Result<Self, Invalid> {
+        let guest = document::read_guest(text, index).map_err(|error| Invalid {
+            errors: vec![error],
+        })?;
+        let mut errors = Errors::default();
+        let spec = convert_one(&format!("guests[{index}]"), &guest, &mut errors);
+        errors.into_result()?;
+        // convert_one gives up only on a field it recorded an error for.
+        spec.ok_or_else(|| Invalid {
+            errors: vec![FieldError::new(format!("guests[{index}]"), "not a guest")],
+        })
+    }
+}
+
 pub(super) fn convert(
     doc: &[document::Guest],
     errors: &mut Errors,

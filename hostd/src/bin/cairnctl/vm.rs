@@ -492,14 +492,10 @@ impl Drop for RawMode {
 fn console(name: &str) -> Result<(), CtlError> {
     let paths = RunPaths::new(std::path::Path::new(RUN_DIR), name);
     let socket = paths.console_socket();
-    let mut stream = UnixStream::connect(&socket).map_err(|error| {
-        CtlError::Console(std::io::Error::new(
-            error.kind(),
-            format!(
-                "guest {name} has no console at {} (is it running? cairnctl vm list): {error}",
-                socket.display()
-            ),
-        ))
+    let mut stream = UnixStream::connect(&socket).map_err(|error| CtlError::NoConsole {
+        name: name.to_string(),
+        socket: socket.clone(),
+        source: error,
     })?;
     eprintln!("Connected to guest {name}'s serial console; Ctrl-] detaches.\r");
     let mut reader = stream.try_clone().map_err(CtlError::Console)?;

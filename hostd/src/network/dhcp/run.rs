@@ -339,7 +339,7 @@ async fn start(
             if !session.warned {
                 tracing::warn!(
                     "DHCP: {}; trying again every {} s",
-                    crate::api::chain(&error),
+                    crate::error::chain(&error),
                     SOCKET_RETRY.as_secs()
                 );
                 session.warned = true;
@@ -390,7 +390,7 @@ async fn bind(session: &Session, lease: &Lease, netlink: &mut Option<rtnetlink::
                 "DHCP: cannot put the lease of {} on {}: {}",
                 lease.address,
                 session.target.interface,
-                crate::api::chain(&error)
+                crate::error::chain(&error)
             );
             false
         }
@@ -458,7 +458,7 @@ async fn carry_out(
                     (Err(error), _) => tracing::warn!(
                         "DHCP: cannot remove the lease of {} from {interface}: {}",
                         lease.address,
-                        crate::api::chain(&error)
+                        crate::error::chain(&error)
                     ),
                 }
             }

@@ -1,0 +1,251 @@
+//! The only file that knows `org.cairn.Error.*`: the wire error ([`HostError`]) and the one
+//! exhaustive match from each typed error of hostd to it. A new variant of
+//! [`CoreError`] or [`GuestError`] does not compile until it is given its wire name here.
+//!
+//! The name decides what a client makes of it: cairnctl exits 2 for the caller's mistakes
+//! ([`HostError::is_bad_input`]) and 1 for failures. The message is the error with its causes
+//! on one line ([`chain`]), except for a refused document, whose path-level messages come one
+//! per line.
+
+use crate::error::chain;
+use crate::guests::supervisor::GuestError;
+use crate::host::{CoreError, LinkWait};
+use crate::jobs::NotRunning;
+use crate::network::taps::TapError;
+
+/// Every way a call can fail, as the client sees it: `org.cairn.Error.<Variant>` with the
+/// text as the error message. Every variant carries its message (a D-Bus error without one
+/// shows as "Input/output error" in busctl).
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.cairn.Error")]
+pub enum HostError {
+    /// The bus itself failed (client side: unreachable broker, timeout, no such name).
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// A refused request: a document (every path-level message, one per line) or an
+    /// argument.
+    Invalid(String),
+    /// A generation, board, volume, guest, port or job that does not exist (or a volume
+    /// that is not mounted, so as good as absent to the request).
+    NotFound(String),
+    /// The store on the config partition failed; the message is the whole error chain.
+    Storage(String),
+    /// The box could not be observed.
+    System(String),
+    /// An action on the box failed; the message says what was rolled back.
+    ApplyFailed(String),
+    /// Cancelled on request; the message says what was rolled back.
+    Cancelled(String),
+    /// Another operation of the same kind is running.
+    Busy(String),
+    /// A guest start refused by admission (memory, vCPUs, reserved threads): the sum.
+    Refused(String),
+    /// A guest is in a state that does not allow the request (stopping a stopped guest,
+    /// deleting a running one), or a document would drop a running guest.
+    WrongState(String),
+}
+
+impl HostError {
+    /// Whether the caller asked for something wrong (as opposed to something failing).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Self::Invalid(_)
+            | Self::NotFound(_)
+            | Self::Busy(_)
+            | Self::Refused(_)
+            | Self::WrongState(_) => true,
+            Self::ZBus(_)
+            | Self::Storage(_)
+            | Self::System(_)
+            | Self::ApplyFailed(_)
+            | Self::Cancelled(_) => false,
+        }
+    }
+
+    /// The text for a person: the message without the error name.
+    pub fn message(&self) -> String {
+        match self {
+            Self::ZBus(error) => error.to_string(),
+            Self::Invalid(text)
+            | Self::NotFound(text)
+            | Self::Storage(text)
+            | Self::System(text)
+            | Self::ApplyFailed(text)
+            | Self::Cancelled(text)
+            | Self::Busy(text)
+            | Self::Refused(text)
+            | Self::WrongState(text) => text.clone(),
+        }
+    }
+
+    /// Rebuilds the error a job reported from its D-Bus name and message (client side).
+    /// The name comes off the wire: one this client does not know (a newer hostd's) is a
+    /// failure.
+    pub fn from_job(error_name: &str, message: String) -> Self {
+        match error_name.rsplit('.').next().unwrap_or_default() {
+            "Invalid" => Self::Invalid(message),
+            "NotFound" => Self::NotFound(message),
+            "Storage" => Self::Storage(message),
+            "System" => Self::System(message),
+            "Cancelled" => Self::Cancelled(message),
+            "Busy" => Self::Busy(message),
+            "Refused" => Self::Refused(message),
+            "WrongState" => Self::WrongState(message),
+            _ => Self::ApplyFailed(message),
+        }
+    }
+
+    /// A request whose blocking thread ended without an answer (it panicked).
+    pub fn unfinished(error: &tokio::task::JoinError) -> Self {
+        Self::System(format!("The request stopped unfinished: {error}"))
+    }
+
+    /// The D-Bus name, `org.cairn.Error.<Variant>`.
+    pub fn name(&self) -> String {
+        zbus::DBusError::name(self).to_string()
+    }
+}
+
+impl From<CoreError> for HostError {
+    fn from(error: CoreError) -> Self {
+        Self::from(&error)
+    }
+}
+
+impl From<&CoreError> for HostError {
+    /// The one place core errors become wire errors (jobs keep theirs, so this maps a
+    /// borrowed one).
+    fn from(error: &CoreError) -> Self {
+        let text = chain(error);
+        match error {
+            CoreError::Refused(invalid) => {
+                let lines: Vec<String> = invalid.errors.iter().map(ToString::to_string).collect();
+                Self::Invalid(lines.join("\n"))
+            }
+            CoreError::BadValue { .. }
+            | CoreError::NoMissingDrive { .. }
+            | CoreError::NotAMember { .. }
+            | CoreError::NoSuchDrive { .. }
+            | CoreError::BootDrive { .. }
+            | CoreError::NotBlank { .. }
+            | CoreError::CannotRemove { .. }
+            | CoreError::GuestFiles { .. } => Self::Invalid(text),
+            CoreError::UnknownBoard { .. }
+            | CoreError::UnknownGeneration { .. }
+            | CoreError::NoSuchVolume { .. }
+            | CoreError::NotMounted { .. }
+            | CoreError::NoSuchGuest { .. } => Self::NotFound(text),
+            CoreError::Store(_) => Self::Storage(text),
+            CoreError::Observe(_)
+            | CoreError::NoDrives { .. }
+            | CoreError::Measure(_)
+            | CoreError::NoUsedLine { .. } => Self::System(text),
+            CoreError::Act(_) | CoreError::Apply { .. } | CoreError::Storage(_) => {
+                Self::ApplyFailed(text)
+            }
+            CoreError::Cancelled { .. } => Self::Cancelled(text),
+            CoreError::Unconfirmed { why, .. } => match why {
+                LinkWait::Cancelled { .. } => Self::Cancelled(text),
+                LinkWait::NoLink { .. } | LinkWait::NoLease { .. } => Self::ApplyFailed(text),
+            },
+            CoreError::ApplyBusy { .. } | CoreError::StorageBusy { .. } => Self::Busy(text),
+            CoreError::DropsRunningGuests { .. } => Self::WrongState(text),
+            CoreError::Subvolume(subvolume) => {
+                if subvolume.0.is_bad_input() {
+                    Self::Invalid(text)
+                } else {
+                    Self::ApplyFailed(text)
+                }
+            }
+            CoreError::Tap(tap) => match tap {
+                TapError::NoSuchTap(_) => Self::NotFound(text),
+                TapError::UnknownVSwitch { .. }
+                | TapError::VSwitchMissing(_)
+                | TapError::NotATap(_) => Self::Invalid(text),
+            },
+        }
+    }
+}
+
+impl From<GuestError> for HostError {
+    /// The one place guest errors become wire errors; a core error the supervisor met on
+    /// its way keeps its own kind (a volume that is not mounted is `NotFound`).
+    fn from(error: GuestError) -> Self {
+        let text = chain(&error);
+        match error {
+            GuestError::Core(core) => Self::from(core),
+            GuestError::NotFound(_) => Self::NotFound(text),
+            GuestError::WrongState { .. } | GuestError::ShuttingDown => Self::WrongState(text),
+            GuestError::Refused(_) => Self::Refused(text),
+            GuestError::Files { .. } => Self::Invalid(text),
+            GuestError::NoHypervisor(_)
+            | GuestError::Spawn { .. }
+            | GuestError::Api { .. }
+            | GuestError::StartFailed { .. }
+            | GuestError::Unfinished(_) => Self::ApplyFailed(text),
+        }
+    }
+}
+
+impl From<NotRunning> for HostError {
+    fn from(error: NotRunning) -> Self {
+        Self::Invalid(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_volume_that_is_not_mounted_reaches_a_guest_client_as_not_found() {
+        let not_mounted = CoreError::NotMounted {
+            volume: "tank".into(),
+            path: "/mnt/volumes/0".into(),
+        };
+        let error = HostError::from(GuestError::from(not_mounted));
+        assert!(
+            matches!(&error, HostError::NotFound(m)
+                if m == "Volume tank is not mounted at /mnt/volumes/0 (see `cairnctl status` and `cairnctl storage volume`)"),
+            "{error:?}"
+        );
+        assert!(error.is_bad_input());
+        assert_eq!(error.name(), "org.cairn.Error.NotFound");
+        let unknown = HostError::from(GuestError::from(CoreError::NoSuchVolume {
+            name: "pool".into(),
+            known: vec!["tank".into()],
+        }));
+        assert!(
+            matches!(&unknown, HostError::NotFound(m)
+                if m == r#"There is no volume "pool" in the committed document (it has: tank)"#),
+            "{unknown:?}"
+        );
+    }
+
+    #[test]
+    fn a_link_window_cancelled_is_cancelled_and_one_that_timed_out_failed() {
+        let unconfirmed = |why| CoreError::Unconfirmed {
+            why,
+            undone: 2,
+            not_undone: Vec::new(),
+            restored: crate::host::Restored::Unchanged,
+        };
+        let cancelled = HostError::from(unconfirmed(LinkWait::Cancelled {
+            interface: "mgmt".into(),
+        }));
+        assert!(
+            matches!(&cancelled, HostError::Cancelled(m)
+                if m == "Rolled back (2 undo steps): cancelled while confirming the management link on mgmt"),
+            "{cancelled:?}"
+        );
+        let timed_out = HostError::from(unconfirmed(LinkWait::NoLink {
+            interface: "mgmt".into(),
+            seconds: 120,
+        }));
+        assert!(
+            matches!(&timed_out, HostError::ApplyFailed(m)
+                if m.ends_with("the management interface mgmt had no link within 120 s")),
+            "{timed_out:?}"
+        );
+    }
+}
