@@ -9,7 +9,6 @@
 //! - [`error`]: [`error::chain`], the one way an error is printed with its causes.
 //! - [`log_ring`] and [`log_file`]: where hostd's log records go (memory for the API, a
 //!   size-rotated file on the config partition for the next boot).
-//! - [`console`]: the serial console's login, password store, auth log and prompt.
 //! - [`reconcile`]: the box as hostd sees and changes it: the observed state, every
 //!   subsystem's actions and planner, and the live executor (the host name so far).
 //! - [`host`]: the decisions behind every API call; applying a document is one transaction
@@ -18,11 +17,10 @@
 //! - [`api`]: the `org.cairn.Host1` D-Bus interface, its job objects and the client proxies
 //!   `cairnctl` uses; `api/error.rs` is the one place errors become `org.cairn.Error.*`.
 //!
-//! The daemon is `main.rs`; `bin/cairnctl.rs` is the command-line client and
-//! `bin/cairn-console.rs` the serial console program.
+//! The daemon is `main.rs`; `bin/cairnctl.rs` is the command-line client. The serial console
+//! program is a crate of its own (`console/`, `cairn-console`).
 
 pub mod api;
-pub mod console;
 pub mod error;
 pub mod guests;
 pub mod host;

@@ -1,5 +1,6 @@
-//! Whether the config partition is mounted, read from `/proc/mounts`: hostd and the console
-//! both decide from it whether what they write survives a reboot.
+//! Whether the config partition is mounted, read from `/proc/mounts`: hostd decides from it
+//! whether what it writes survives a reboot (the console, a crate of its own, asks the same
+//! in `console/src/password_file.rs`).
 
 use std::path::Path;
 

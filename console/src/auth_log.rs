@@ -15,7 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
-use super::attempts::MAX_TRIES;
+use crate::attempts::MAX_TRIES;
+use crate::utc;
 
 pub const KMSG: &str = "/dev/kmsg";
 /// syslog facility `auth` (4), shifted as the `<PRI>` prefix of /dev/kmsg wants it.
@@ -81,10 +82,7 @@ pub fn file_line(time: SystemTime, message: &str) -> String {
     let seconds = time
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
-    format!(
-        "{} cairn-console: {message}\n",
-        crate::utc::rfc3339(seconds)
-    )
+    format!("{} cairn-console: {message}\n", utc::rfc3339(seconds))
 }
 
 /// `<36>cairn-console: <message>` for /dev/kmsg (the kernel adds its own time).

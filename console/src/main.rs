@@ -1,15 +1,15 @@
 //! The program init runs on the board's console tty: password set-up on first boot, login,
-//! then the `cairn> ` prompt (see `hostd::console`). It exits only when the terminal hangs
-//! up or cannot be used; init starts it again.
+//! then the `cairn> ` prompt (the modules are in `lib.rs`). It exits only when the terminal
+//! hangs up or cannot be used; init starts it again.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hostd::console::auth_log::{AuthLog, KMSG};
-use hostd::console::password_file::Locations;
-use hostd::console::session::Console;
-use hostd::console::terminal::{self, Controlling};
-use hostd::error::chain;
+use cairn_console::auth_log::{AuthLog, KMSG};
+use cairn_console::error::chain;
+use cairn_console::password_file::Locations;
+use cairn_console::session::Console;
+use cairn_console::terminal::{self, Controlling};
 
 fn main() -> ExitCode {
     let board = std::env::var("CAIRN_BOARD").unwrap_or_else(|_| "unknown".to_owned());

@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use super::atomic_file::{self, AtomicWriteError};
-use super::password::{HashError, PasswordHash};
+use crate::atomic_file::{self, AtomicWriteError};
+use crate::password::{HashError, PasswordHash};
 
+/// Where init mounts the config partition.
+const CONFIG_MOUNT: &str = "/config";
 pub const PERSISTENT_DIR: &str = "/config/console";
 pub const VOLATILE_DIR: &str = "/run/cairn/console";
 pub const FILE_NAME: &str = "admin.passwd";
@@ -35,7 +37,7 @@ pub struct Locations {
 impl Locations {
     /// From the text of `/proc/mounts`: the config partition when `/config` is mounted.
     pub fn from_mounts(mounts: &str) -> Self {
-        let persistent = crate::mounts::is_mounted(mounts, crate::mounts::CONFIG_MOUNT);
+        let persistent = config_is_mounted(mounts);
         if persistent {
             Self {
                 password: Path::new(PERSISTENT_DIR).join(FILE_NAME),
@@ -50,6 +52,15 @@ impl Locations {
             }
         }
     }
+}
+
+/// Whether `/proc/mounts` text lists a filesystem mounted exactly at `/config`, where init
+/// mounts the config partition (hostd's `mounts::is_mounted` asks the same of the same file).
+fn config_is_mounted(mounts: &str) -> bool {
+    mounts
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .any(|mount_point| Path::new(mount_point) == Path::new(CONFIG_MOUNT))
 }
 
 /// What the password file holds.

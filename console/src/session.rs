@@ -11,14 +11,14 @@ use rustyline::config::Configurer;
 use rustyline::error::ReadlineError;
 use rustyline::{Config, DefaultEditor};
 
-use super::attempts::{Attempts, MAX_TRIES, REFUSAL_PAUSE, Verdict};
-use super::auth_log::{AuthEvent, AuthLog};
-use super::command::{self, Command, HELP};
-use super::password::{self, MIN_LENGTH, PasswordHash};
-use super::password_file::{self, Locations, PasswordFileError, Stored};
-use super::reset;
-use super::terminal::{self, TerminalError, read_secret, say};
+use crate::attempts::{Attempts, MAX_TRIES, REFUSAL_PAUSE, Verdict};
+use crate::auth_log::{AuthEvent, AuthLog};
+use crate::command::{self, Command, HELP};
 use crate::error::chain;
+use crate::password::{self, MIN_LENGTH, PasswordHash};
+use crate::password_file::{self, Locations, PasswordFileError, Stored};
+use crate::reset;
+use crate::terminal::{self, TerminalError, read_secret, say};
 
 pub const CAIRNCTL: &str = "/usr/bin/cairnctl";
 pub const SHELL: &str = "/bin/sh";
