@@ -4,20 +4,18 @@
 //! Exit codes: 0 done; 2 bad input (a refused document, an unknown generation, a file that
 //! cannot be read); 1 anything else failing (the bus or hostd unreachable, storage errors).
 
-#[path = "cairnctl/vm.rs"]
 mod vm;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cairn_api::JobView as JobSnapshot;
+use cairn_api::net::{NetView, Section};
+use cairn_api::storage::StorageView;
+use cairn_api::{self as api, Host1Proxy, HostError, Job1Proxy, JobState, Status, WireLogRecord};
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
-use hostd::api::JobView as JobSnapshot;
-use hostd::api::{self, Host1Proxy, HostError, Job1Proxy, Status, WireLogRecord};
-use hostd::jobs::JobState;
-use hostd::network::view::{NetView, Section};
-use hostd::storage::view::StorageView;
 use serde_json::json;
 use zbus::OwnedObjectPath;
 
@@ -423,7 +421,7 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
                 for (generation, at) in &history {
                     text.push_str(&format!(
                         "\n{generation:>10}  {}",
-                        hostd::utc::readable(*at)
+                        cairn_api::utc::readable(*at)
                     ));
                 }
                 text
@@ -541,7 +539,7 @@ async fn storage_operation(
             if json {
                 return Ok(text);
             }
-            let entries: Vec<hostd::storage::subvolumes::SubvolumeEntry> =
+            let entries: Vec<cairn_api::storage::SubvolumeEntry> =
                 serde_json::from_str(&text).map_err(CtlError::BadAnswer)?;
             let mut out = format!(
                 "{:<24} {:<9} {:<24} {:>12}",
@@ -654,13 +652,13 @@ async fn follow_apply(
     connection: &zbus::Connection,
     path: OwnedObjectPath,
     quiet: bool,
-) -> Result<hostd::host::Applied, CtlError> {
+) -> Result<cairn_api::Applied, CtlError> {
     let job = job_proxy(connection, path).await?;
     let finished = follow_job(&job, quiet).await?;
     job_outcome(&finished)
 }
 
-fn job_outcome(finished: &JobSnapshot) -> Result<hostd::host::Applied, CtlError> {
+fn job_outcome(finished: &JobSnapshot) -> Result<cairn_api::Applied, CtlError> {
     match finished.state {
         JobState::Succeeded => serde_json::from_str(&finished.result).map_err(CtlError::BadAnswer),
         JobState::Failed | JobState::Cancelled | JobState::Running => Err(CtlError::Host(
@@ -669,7 +667,7 @@ fn job_outcome(finished: &JobSnapshot) -> Result<hostd::host::Applied, CtlError>
     }
 }
 
-fn human_applied(applied: &hostd::host::Applied, what: &str) -> String {
+fn human_applied(applied: &cairn_api::Applied, what: &str) -> String {
     let mut text = format!("{what}: generation {}", applied.generation);
     if applied.actions.is_empty() {
         text.push_str(
@@ -856,7 +854,7 @@ fn human_log(record: &WireLogRecord) -> String {
     let (_, micros, level, target, message) = record;
     format!(
         "{}.{:03} {level:>5} {target}: {message}",
-        hostd::utc::readable(micros / 1_000_000),
+        cairn_api::utc::readable(micros / 1_000_000),
         micros % 1_000_000 / 1000
     )
 }
@@ -926,13 +924,9 @@ mod tests {
         };
         assert_eq!(no_console.exit(), Exit::BadInput);
         // What a guest start meets when its volume is not mounted is the caller's to fix,
-        // as it is for `cairnctl storage`: exit 2, not 1.
-        let not_mounted = HostError::from(hostd::guests::supervisor::GuestError::from(
-            hostd::host::CoreError::NotMounted {
-                volume: "tank".into(),
-                path: "/volume1".into(),
-            },
-        ));
+        // as it is for `cairnctl storage`: exit 2, not 1 (hostd sends it as `NotFound`, see
+        // its api/error.rs tests).
+        let not_mounted = HostError::NotFound("Volume tank is not mounted at /volume1".into());
         assert_eq!(CtlError::Host(not_mounted).exit(), Exit::BadInput);
         let refused = describe(&HostError::Invalid("a: b\nc: d".into()));
         assert_eq!(refused, "The document is refused:\n  a: b\n  c: d");
