@@ -1,5 +1,6 @@
-//! The only file that knows `org.cairn.Error.*`: the wire error ([`HostError`]) and the one
-//! exhaustive match from each typed error of hostd to it. A new variant of
+//! The only file of hostd that knows `org.cairn.Error.*`: the one exhaustive match from each
+//! typed error of hostd to the wire error ([`HostError`], defined in cairn-api, the contract
+//! the client shares). A new variant of
 //! [`CoreError`] or [`GuestError`] does not compile until it is given its wire name here.
 //!
 //! The name decides what a client makes of it: cairnctl exits 2 for the caller's mistakes
