@@ -25,7 +25,7 @@ deps: ## Install the build host's packages when missing (apt)
 .PHONY: binaries
 binaries: deps ## Build init, hostd, cairnctl and the console, static
 	RUSTFLAGS="$(STATIC_RUSTFLAGS)" cargo build --release --locked --target $(HOST_TARGET) \
-		-p cairn-init -p hostd -p cairn-console --bins
+		-p cairn-init -p hostd -p cairnctl -p cairn-console --bins
 
 # Guests need cloud-hypervisor and rust-hypervisor-firmware, which are in no registry:
 # image-builder reads their paths from CAIRN_CLOUD_HYPERVISOR and CAIRN_HYPERVISOR_FW in

@@ -20,7 +20,7 @@ use zbus::OwnedObjectPath;
 use zbus::object_server::ObjectServer;
 
 pub use self::error::HostError;
-pub use self::job_object::{JOB_INTERFACE, Job1Proxy, JobObject, JobView, job_path};
+pub use self::job_object::{JOB_INTERFACE, JobObject, JobView, job_path};
 use crate::host::storage_jobs::{self, SubvolumeOp, unix_now};
 use crate::host::storage_ops::subvolume_name;
 use crate::host::{CoreError, Job, Jobs, keeps_running_guests, run_apply, run_job};
@@ -29,16 +29,10 @@ pub use crate::host::{Status, describe_plan, system_uptime};
 use crate::log_ring::LogRing;
 use crate::state::DesiredState;
 use crate::storage::scrub_records::{ScrubRecords, Trigger};
+pub use cairn_api::{Host1Proxy, Job1Proxy};
 use tokio::sync::Mutex;
 
-/// The well-known name hostd owns on the system bus.
-pub const BUS_NAME: &str = "org.cairn.Host1";
-/// The object that carries [`INTERFACE`].
-pub const OBJECT_PATH: &str = "/org/cairn/Host1";
-pub const INTERFACE: &str = "org.cairn.Host1";
-/// Where the image's broker listens (`/etc/cairn/dbus-system.conf`). Named explicitly: zbus's
-/// default system address is under `/var/run`, which the image does not have.
-pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
+pub use cairn_api::{BUS_NAME, INTERFACE, OBJECT_PATH, SYSTEM_BUS_ADDRESS, WireLogRecord};
 /// The kind of the jobs `ConfigApply` and `ConfigRollback` start; one runs at a time.
 pub const APPLY_JOB: &str = "config apply";
 /// The kind of the on-demand storage jobs (replace, scrub, subvolumes and snapshots); one
@@ -51,9 +45,6 @@ pub const LOG_BATCH_MAX: u32 = 1000;
 pub const VOLATILE_SCRUB_RECORDS: &str = "/run/cairn/storage/scrub";
 /// With one: beside the desired state, so a reboot keeps results and the schedule's count.
 pub const PERSISTENT_SCRUB_RECORDS: &str = "/config/storage/scrub";
-
-/// One log record on the wire: (sequence, microseconds since 1970, level, target, message).
-pub type WireLogRecord = (u64, u64, String, String, String);
 
 /// Runs `work` on the core on a blocking thread: observing the box uses netlink through a
 /// runtime of its own, which must not run inside the bus's.
@@ -485,45 +476,4 @@ impl HostApi {
         let next = records.last().map_or(since, |record| record.0 + 1);
         (next, records)
     }
-}
-
-/// The client side of `org.cairn.Host1`, for cairnctl and the tests.
-#[zbus::proxy(
-    interface = "org.cairn.Host1",
-    default_service = "org.cairn.Host1",
-    default_path = "/org/cairn/Host1"
-)]
-pub trait Host1 {
-    fn status(&self) -> Result<String, HostError>;
-    fn board(&self) -> Result<String, HostError>;
-    fn config_show(&self) -> Result<(u64, String), HostError>;
-    fn config_plan(&self, toml: &str) -> Result<String, HostError>;
-    fn config_apply(&self, toml: &str) -> Result<OwnedObjectPath, HostError>;
-    fn config_history(&self) -> Result<Vec<(u64, u64)>, HostError>;
-    fn config_rollback(&self, generation: u64) -> Result<OwnedObjectPath, HostError>;
-    fn net_show(&self) -> Result<String, HostError>;
-    fn tap_attach(&self, tap: &str, vswitch: &str, vlan: u16) -> Result<Vec<String>, HostError>;
-    fn tap_detach(&self, tap: &str) -> Result<Vec<String>, HostError>;
-    fn storage_show(&self) -> Result<String, HostError>;
-    fn storage_replace(
-        &self,
-        volume: &str,
-        old: &str,
-        new: &str,
-    ) -> Result<OwnedObjectPath, HostError>;
-    fn storage_add(&self, volume: &str, new: &str) -> Result<OwnedObjectPath, HostError>;
-    fn storage_remove(&self, volume: &str, old: &str) -> Result<OwnedObjectPath, HostError>;
-    fn storage_scrub(&self, volume: &str) -> Result<OwnedObjectPath, HostError>;
-    fn subvolume_create(&self, volume: &str, name: &str) -> Result<OwnedObjectPath, HostError>;
-    fn snapshot_create(
-        &self,
-        volume: &str,
-        source: &str,
-        name: &str,
-        writable: bool,
-    ) -> Result<OwnedObjectPath, HostError>;
-    fn snapshot_delete(&self, volume: &str, name: &str) -> Result<OwnedObjectPath, HostError>;
-    fn snapshot_list(&self, volume: &str) -> Result<String, HostError>;
-    fn jobs(&self) -> Result<Vec<OwnedObjectPath>, HostError>;
-    fn log(&self, since: u64, max: u32) -> Result<(u64, Vec<WireLogRecord>), HostError>;
 }

@@ -31,7 +31,6 @@ mod tests;
 use std::time::{Duration, Instant, SystemTime};
 
 use board_configs::{DriveSlot, Lan};
-use serde::{Deserialize, Serialize};
 
 pub use self::error::{CoreError, LinkWait, Restored, WatchedError};
 pub use self::guest_ops::{CoreOps, keeps_running_guests};
@@ -44,33 +43,7 @@ use crate::state::{DesiredState, Invalid, Management};
 use crate::storage::{self, view::StorageView};
 use crate::store::{Filesystem, Generation, OsFilesystem, StateStore};
 
-/// What `Status()` answers, as JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    pub board: String,
-    /// Seconds since the kernel started; absent when /proc/uptime cannot be read.
-    pub uptime_seconds: Option<f64>,
-    /// The committed desired state's generation; 0 before the first commit.
-    pub generation: u64,
-    /// Whether the desired state is on the config partition (survives a reboot).
-    pub persistence: bool,
-    /// Why the box does not match the committed document, when the last reconcile failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reconcile_error: Option<String>,
-    /// What needs an admin now (a degraded volume), one line each.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub alerts: Vec<String>,
-}
-
-/// A successful apply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Applied {
-    pub generation: u64,
-    /// The actions run on the box, as shown in the plan.
-    pub actions: Vec<String>,
-    /// Sections recorded but not acted on yet (no subsystem for them).
-    pub recorded_only: Vec<String>,
-}
+pub use cairn_api::{Applied, Status};
 
 /// How [`run_apply`] reaches the core between the phases of an apply: the daemon locks
 /// the shared core for each phase; a test passes the core itself.

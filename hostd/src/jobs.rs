@@ -12,56 +12,13 @@
 //! wire language.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use serde::{Deserialize, Serialize};
 
 /// Finished jobs kept for `cairnctl job list`; enough for a session's worth of changes.
 pub const KEEP_FINISHED: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl JobState {
-    pub fn is_finished(self) -> bool {
-        match self {
-            Self::Running => false,
-            Self::Succeeded | Self::Failed | Self::Cancelled => true,
-        }
-    }
-
-    /// Only a running job moves, and only to an end state.
-    pub fn can_become(self, next: Self) -> bool {
-        match (self, next) {
-            (Self::Running, Self::Succeeded | Self::Failed | Self::Cancelled) => true,
-            (Self::Running, Self::Running)
-            | (Self::Succeeded | Self::Failed | Self::Cancelled, _) => false,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use cairn_api::JobState;
 
 /// Everything there is to see of a job at one moment.
 #[derive(Debug, PartialEq, Eq)]

@@ -34,4 +34,4 @@ pub mod reconcile;
 pub mod state;
 pub mod storage;
 pub mod store;
-pub mod utc;
+pub use cairn_api::utc;

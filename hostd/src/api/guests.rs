@@ -14,7 +14,7 @@ use super::{HostError, SharedCore};
 use crate::guests::supervisor::look;
 use crate::guests::supervisor::{Control, GuestError, Supervisor};
 
-pub const GUESTS_INTERFACE: &str = "org.cairn.Guests1";
+pub use cairn_api::{GUESTS_INTERFACE, Guests1Proxy};
 
 #[derive(Debug)]
 pub struct GuestsApi {
@@ -130,23 +130,4 @@ impl GuestsApi {
         let size = (vcpus > 0 && memory_mib > 0).then_some((vcpus, memory_mib));
         Ok(json(&self.supervisor.capacity(size)))
     }
-}
-
-/// The client side of `org.cairn.Guests1`.
-#[zbus::proxy(
-    interface = "org.cairn.Guests1",
-    default_service = "org.cairn.Host1",
-    default_path = "/org/cairn/Host1"
-)]
-pub trait Guests1 {
-    fn list(&self) -> Result<String, HostError>;
-    fn show(&self, name: &str) -> Result<String, HostError>;
-    fn create(&self, guest: &str) -> Result<u64, HostError>;
-    fn delete(&self, name: &str, remove_disks: bool) -> Result<u64, HostError>;
-    fn start(&self, name: &str) -> Result<String, HostError>;
-    fn stop(&self, name: &str, force: bool, timeout_s: u32) -> Result<String, HostError>;
-    fn reboot(&self, name: &str) -> Result<String, HostError>;
-    fn pause(&self, name: &str) -> Result<String, HostError>;
-    fn resume(&self, name: &str) -> Result<String, HostError>;
-    fn capacity(&self, vcpus: u32, memory_mib: u64) -> Result<String, HostError>;
 }

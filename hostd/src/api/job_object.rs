@@ -2,40 +2,11 @@
 //! introspect` shows the state at a glance); `Snapshot()` for clients, which poll it: one
 //! call gives a consistent view, where separate property reads could straddle a step.
 
-use serde::{Deserialize, Serialize};
-use zbus::OwnedObjectPath;
-
 use super::HostError;
 use crate::host::{CoreError, Job};
-use crate::jobs::{JobSnapshot, JobState};
+use crate::jobs::JobSnapshot;
 
-pub const JOB_INTERFACE: &str = "org.cairn.Job1";
-
-/// `/org/cairn/Host1/job/<id>`.
-pub fn job_path(id: u64) -> OwnedObjectPath {
-    OwnedObjectPath::try_from(format!("{}/job/{id}", super::OBJECT_PATH))
-        .expect("a path of fixed segments and a number is valid")
-}
-
-/// A job as a client sees it, the JSON of `Snapshot()`: the core's snapshot with its
-/// failure mapped to the wire (the D-Bus error name and message).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobView {
-    pub id: u64,
-    /// What the job does, e.g. `config apply`.
-    pub kind: String,
-    pub state: JobState,
-    /// Steps finished, of `total` (0 of 0 until the work knows its size).
-    pub done: u32,
-    pub total: u32,
-    /// The step under way, or the last one.
-    pub step: String,
-    /// JSON, set when the job succeeded.
-    pub result: String,
-    /// The D-Bus error name and message, set when it failed or was cancelled.
-    pub error_name: String,
-    pub error: String,
-}
+pub use cairn_api::{JOB_INTERFACE, JobView, job_path};
 
 impl From<JobSnapshot<CoreError>> for JobView {
     fn from(snapshot: JobSnapshot<CoreError>) -> Self {
@@ -124,11 +95,4 @@ impl JobObject {
     fn error(&self) -> String {
         self.view().error
     }
-}
-
-/// The client side of `org.cairn.Job1`.
-#[zbus::proxy(interface = "org.cairn.Job1", default_service = "org.cairn.Host1")]
-pub trait Job1 {
-    fn snapshot(&self) -> Result<String, HostError>;
-    fn cancel(&self) -> Result<(), HostError>;
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use board_configs::GuestRules;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The host as admission sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,25 +38,7 @@ pub struct Demand {
     pub disks: usize,
 }
 
-/// A size written for people: whole GiB or MiB exactly, otherwise GiB with two decimals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mib(pub u64);
-
-impl fmt::Display for Mib {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mib = self.0;
-        if mib >= 1024 && mib.is_multiple_of(1024) {
-            write!(f, "{} GiB", mib / 1024)
-        } else if mib < 1024 {
-            write!(f, "{mib} MiB")
-        } else {
-            // Two decimals of GiB: what the white paper's own tables use.
-            #[allow(clippy::cast_precision_loss)] // sizes far below 2^52 MiB
-            let gib = mib as f64 / 1024.0;
-            write!(f, "{gib:.2} GiB")
-        }
-    }
-}
+pub use cairn_api::guests::Mib;
 
 /// The memory a running guest costs the host: its own, plus the per-VM and per-vCPU
 /// overheads.
@@ -314,34 +296,7 @@ pub fn admit(
     Ok(())
 }
 
-/// The headroom, for `cairnctl vm capacity`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capacity {
-    pub memory_mib: u64,
-    pub host_reserve_mib: u64,
-    pub guests_mib: u64,
-    pub free_mib: u64,
-    pub threads: u32,
-    pub reserved_threads: Vec<u32>,
-    pub vcpus_per_thread: u32,
-    pub shared_vcpus_used: u32,
-    pub shared_vcpus_limit: u32,
-    pub running: usize,
-    /// With a size asked: how many more guests of it fit now.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fits: Option<Fits>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fits {
-    pub vcpus: u32,
-    pub memory_mib: u64,
-    /// What one such guest costs the host, in MiB.
-    pub cost_mib: u64,
-    pub count: u64,
-    /// `memory` or `vcpus`: which rule stops the next one.
-    pub limited_by: String,
-}
+pub use cairn_api::guests::{Capacity, Fits};
 
 pub fn capacity(
     rules: &GuestRules,

@@ -7,44 +7,12 @@
 //!   `vmm.log` (cloud-hypervisor's own output: why it failed);
 //! - `<volume mount>/vm-<name>/`: the guest's own subvolume, holding its disk files.
 
-use std::path::{Path, PathBuf};
-
 use crate::state::{GuestSpec, MacAddress};
 
-/// The default run directory (tmpfs).
-pub const RUN_DIR: &str = "/run/cairn/guests";
+pub use cairn_api::guests::{RUN_DIR, RunPaths};
 /// Where image-builder installs the binaries (docs/image-contract.md).
 pub const CLOUD_HYPERVISOR: &str = "/usr/libexec/cairn/cloud-hypervisor";
 pub const HYPERVISOR_FW: &str = "/usr/share/cairn/hypervisor-fw";
-
-/// One guest's runtime files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunPaths {
-    pub dir: PathBuf,
-}
-
-impl RunPaths {
-    pub fn new(run_dir: &Path, guest: &str) -> Self {
-        Self {
-            dir: run_dir.join(guest),
-        }
-    }
-    pub fn api_socket(&self) -> PathBuf {
-        self.dir.join("api.sock")
-    }
-    pub fn serial_socket(&self) -> PathBuf {
-        self.dir.join("serial.sock")
-    }
-    pub fn console_socket(&self) -> PathBuf {
-        self.dir.join("console.sock")
-    }
-    pub fn console_log(&self) -> PathBuf {
-        self.dir.join("console.log")
-    }
-    pub fn vmm_log(&self) -> PathBuf {
-        self.dir.join("vmm.log")
-    }
-}
 
 /// The guest's subvolume on its volume.
 pub fn subvolume_name(guest: &str) -> String {

@@ -2,46 +2,7 @@
 //! every move the supervisor makes is checked by [`valid_transition`], whose match lists
 //! every pair, so a new state cannot slip in without a decision for each.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GuestState {
-    /// No cloud-hypervisor process.
-    Stopped,
-    /// The process is starting; the VM is being created and booted over the API.
-    Starting,
-    Running,
-    Paused,
-    /// Asked to stop (power button, or forced); waiting for the process to end.
-    Stopping,
-    /// The process ended without being asked to (killed, failed, or a failed start).
-    Crashed,
-}
-
-impl GuestState {
-    pub fn is_active(self) -> bool {
-        match self {
-            Self::Starting | Self::Running | Self::Paused | Self::Stopping => true,
-            Self::Stopped | Self::Crashed => false,
-        }
-    }
-}
-
-impl fmt::Display for GuestState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Stopped => "stopped",
-            Self::Starting => "starting",
-            Self::Running => "running",
-            Self::Paused => "paused",
-            Self::Stopping => "stopping",
-            Self::Crashed => "crashed",
-        })
-    }
-}
+pub use cairn_api::guests::GuestState;
 
 /// Whether a guest may go from `from` to `to`.
 pub fn valid_transition(from: GuestState, to: GuestState) -> bool {

@@ -24,7 +24,6 @@ use std::time::{Duration, SystemTime};
 use board_configs::GuestRules;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::admission::{self, Demand, Host, Refusal};
@@ -150,37 +149,7 @@ pub fn on_exit(
     }
 }
 
-/// One guest as `vm list`/`vm show` report it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GuestView {
-    pub name: String,
-    pub state: GuestState,
-    pub vcpus: u32,
-    pub memory_mib: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-    /// Seconds since 1970 of the last state change.
-    pub since: u64,
-    pub autostart: bool,
-    pub restart: RestartPolicy,
-    pub restarts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_exit: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub log_tail: Vec<String>,
-    pub nics: Vec<NicView>,
-    pub console_log: String,
-    pub console_tail: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NicView {
-    pub tap: String,
-    pub vswitch: String,
-    pub mac: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vlan: Option<u16>,
-}
+pub use cairn_api::guests::{GuestView, NicView};
 
 #[derive(Debug)]
 struct Runtime {

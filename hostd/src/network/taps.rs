@@ -9,8 +9,6 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 use super::bridge_vlans::{self, BridgeVlan, NATIVE_VLAN};
 use super::observe::{LinkKind, NetObserved};
 use super::plan::NetAction;
@@ -24,17 +22,7 @@ pub struct TapRequest {
     pub vlan: Option<VlanId>,
 }
 
-/// A guest port as `cairnctl net` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TapView {
-    pub name: String,
-    pub vswitch: Option<String>,
-    /// The VLAN the guest's frames are on; `None` for the native VLAN.
-    pub vlan: Option<u16>,
-    /// Whether a VMM has it open (the tun driver's carrier).
-    pub in_use: bool,
-}
-
+pub use cairn_api::net::TapView;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TapError {
     #[error("unknown vSwitch {name:?} (the document's vSwitches are: {known})")]

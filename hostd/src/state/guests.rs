@@ -113,36 +113,7 @@ pub struct Autostart {
     pub delay_s: AutostartDelaySeconds,
 }
 
-/// What hostd does when a guest's cloud-hypervisor process ends without being asked to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestartPolicy {
-    /// Stays stopped (or crashed).
-    Never,
-    /// Started again after a crash (a process killed or failed), not after the guest
-    /// powered itself off.
-    #[default]
-    OnCrash,
-    /// Started again whenever it ends without hostd having stopped it.
-    Always,
-}
-
-impl RestartPolicy {
-    pub const NAMES: [&str; 3] = ["never", "on-crash", "always"];
-
-    fn is_default(&self) -> bool {
-        *self == Self::default()
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "never" => Some(Self::Never),
-            "on-crash" => Some(Self::OnCrash),
-            "always" => Some(Self::Always),
-            _ => None,
-        }
-    }
-}
+pub use cairn_api::guests::RestartPolicy;
 
 /// The cmdline cloud-hypervisor passes to the kernel is read into a fixed buffer by the
 /// kernel (COMMAND_LINE_SIZE, 2048 on x86).

@@ -13,8 +13,6 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::state::ObjectName;
 
 /// `BTRFS_ROOT_SUBVOL_RDONLY` in the subvolume's root item flags.
@@ -50,19 +48,7 @@ impl SubvolumeError {
     }
 }
 
-/// One subvolume as `cairnctl storage snapshot list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubvolumeEntry {
-    pub name: String,
-    pub id: u64,
-    pub read_only: bool,
-    /// The subvolume this one is a snapshot or clone of, when that one still exists.
-    pub origin: Option<String>,
-    /// Seconds since 1970.
-    pub created: u64,
-    /// Allocated bytes of its files (see the module's note on sharing).
-    pub bytes: u64,
-}
+pub use cairn_api::storage::SubvolumeEntry;
 
 /// A volume's mount point and name, for messages.
 #[derive(Debug, Clone, Copy)]

@@ -3,40 +3,10 @@
 
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use super::machine::Client;
 use crate::utc;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DhcpView {
-    pub interface: String,
-    /// selecting, requesting, bound, renewing, rebinding, stopped.
-    pub state: String,
-    /// `address/prefix` of the lease held, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub router: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns: Vec<String>,
-    /// UTC, RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub obtained: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub renews_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
-}
-
-impl DhcpView {
-    /// Whether a lease is held (bound, renewing or rebinding).
-    pub fn has_lease(&self) -> bool {
-        self.address.is_some()
-    }
-}
+pub use cairn_api::net::DhcpView;
 
 /// `instant` as seconds since 1970, given the same moment on both clocks.
 fn wall(instant: Instant, now: Instant, now_wall_s: u64) -> u64 {

@@ -5,12 +5,9 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
+use cairn_api::guests::{Capacity, GuestView, Mib, RUN_DIR, RunPaths};
+use cairn_api::{Guests1Proxy, HostError};
 use clap::{Args, Subcommand};
-use hostd::api::HostError;
-use hostd::api::guests::Guests1Proxy;
-use hostd::guests::admission::{Capacity, Mib};
-use hostd::guests::layout::{RUN_DIR, RunPaths};
-use hostd::guests::supervisor::GuestView;
 use serde_json::json;
 
 use super::CtlError;
@@ -390,7 +387,7 @@ fn render_show(view: &GuestView) -> String {
         "guest      {}\nstate      {} since {}\nsize       {} vCPU, {}\n",
         view.name,
         view.state,
-        hostd::utc::readable(view.since),
+        cairn_api::utc::readable(view.since),
         view.vcpus,
         Mib(view.memory_mib)
     );
