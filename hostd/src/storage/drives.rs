@@ -94,6 +94,11 @@ pub fn discover(sys_block: &Path) -> io::Result<Vec<SysDrive>> {
         if !is_candidate(&name) {
             continue;
         }
+        // The paths of a multipathed NVMe namespace (`nvme0c0n1`) are hidden: no /dev node,
+        // and the namespace's head (`nvme0n1`) stands for them.
+        if read_trimmed(&entry.path().join("hidden")).as_deref() == Some("1") {
+            continue;
+        }
         match read_drive(&entry.path(), &name) {
             Ok(drive) => drives.push(drive),
             Err(error) => tracing::warn!("skipping drive {name}: {error}"),
@@ -127,7 +132,7 @@ fn read_drive(dir: &Path, name: &str) -> io::Result<SysDrive> {
                 .and_then(|page| serial_from_vpd80(&page))
         })
         .unwrap_or_default();
-    let device_path = fs::canonicalize(dir)?;
+    let device_path = located_path(dir, fs::canonicalize(dir)?);
     let bus = bus_of(&device_path, name);
     let display_model = match (vendor.as_str(), model.as_str(), bus) {
         (_, "", Bus::Virtio) => "virtio disk".to_string(),
@@ -158,6 +163,25 @@ fn read_drive(dir: &Path, name: &str) -> io::Result<SysDrive> {
         partitions,
         held,
     })
+}
+
+/// Where the drive sits on the buses, for its by-path name and its slot. Under native NVMe
+/// multipath the namespace's block device (`nvme0n1`) is a virtual head under
+/// `nvme-subsystem/`, and its paths (`nvme0c0n1`) sit under the controllers: the head takes
+/// its first path's place. (QEMU 10's NVMe controller reports multipath capability, QEMU
+/// 7.2's did not; real dual-port NVMe drives do too.)
+fn located_path(dir: &Path, device_path: PathBuf) -> PathBuf {
+    let first_path = fs::read_dir(dir.join("multipath"))
+        .ok()
+        .and_then(|entries| {
+            let mut paths: Vec<PathBuf> =
+                entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            paths.sort();
+            paths.into_iter().next()
+        });
+    first_path
+        .and_then(|path| fs::canonicalize(path).ok())
+        .unwrap_or(device_path)
 }
 
 /// How the drive is attached, which decides its udev-style names.
@@ -280,6 +304,40 @@ fn partition_name(uevent: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A multipathed NVMe namespace as sysfs shows it: the head `nvme0n1` under
+    /// `nvme-subsystem/`, its hidden path `nvme0c0n1` under the controller's PCI function.
+    #[test]
+    fn a_multipathed_nvme_namespace_is_one_drive_at_its_controllers_place() {
+        let sys = tempfile::tempdir().expect("a temporary directory");
+        let root = sys.path();
+        let path_dev = root.join("devices/pci0000:00/0000:00:0a.0/nvme/nvme0/nvme0c0n1");
+        let head = root.join("devices/virtual/nvme-subsystem/nvme-subsys0/nvme0n1");
+        for (dir, hidden) in [(&path_dev, true), (&head, false)] {
+            fs::create_dir_all(dir.join("queue")).expect("mkdir");
+            fs::write(dir.join("size"), "2097152\n").expect("size");
+            fs::write(dir.join("queue/rotational"), "0\n").expect("rotational");
+            fs::write(dir.join("serial"), "SSD1\n").expect("serial");
+            if hidden {
+                fs::write(dir.join("hidden"), "1\n").expect("hidden");
+            }
+        }
+        fs::create_dir_all(head.join("multipath")).expect("mkdir");
+        std::os::unix::fs::symlink(&path_dev, head.join("multipath/nvme0c0n1")).expect("link");
+        let block = root.join("block");
+        fs::create_dir_all(&block).expect("mkdir");
+        std::os::unix::fs::symlink(&head, block.join("nvme0n1")).expect("link");
+        std::os::unix::fs::symlink(&path_dev, block.join("nvme0c0n1")).expect("link");
+
+        let drives = discover(&block).expect("discover");
+        let names: Vec<&str> = drives.iter().map(|d| d.kernel_name.as_str()).collect();
+        assert_eq!(names, ["nvme0n1"]);
+        assert_eq!(
+            drives[0].by_path.as_deref(),
+            Some("/dev/disk/by-path/pci-0000:00:0a.0-nvme-1")
+        );
+        assert_eq!(drives[0].size_bytes, 1 << 30);
+    }
 
     #[test]
     fn scsi_drive_on_virtio_scsi_gets_port_and_serial_names() {
