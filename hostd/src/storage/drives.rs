@@ -171,17 +171,40 @@ fn read_drive(dir: &Path, name: &str) -> io::Result<SysDrive> {
 /// its first path's place. (QEMU 10's NVMe controller reports multipath capability, QEMU
 /// 7.2's did not; real dual-port NVMe drives do too.)
 fn located_path(dir: &Path, device_path: PathBuf) -> PathBuf {
-    let first_path = fs::read_dir(dir.join("multipath"))
-        .ok()
-        .and_then(|entries| {
-            let mut paths: Vec<PathBuf> =
-                entries.filter_map(Result::ok).map(|e| e.path()).collect();
-            paths.sort();
-            paths.into_iter().next()
-        });
-    first_path
-        .and_then(|path| fs::canonicalize(path).ok())
-        .unwrap_or(device_path)
+    // Newer kernels link the head to its paths (`multipath/nvme0c0n1`); 6.12 does not, but
+    // the subsystem links each of its controllers (`nvme-subsys0/nvme0` → the PCI
+    // function's `nvme/nvme0`), under which the path sits as `nvme0c0n1`.
+    let sorted_first = |dir: PathBuf, keep: fn(&str) -> bool| {
+        let mut found: Vec<PathBuf> = fs::read_dir(dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|entry| keep(&entry.file_name().to_string_lossy()))
+            .map(|entry| entry.path())
+            .collect();
+        found.sort();
+        found.into_iter().next()
+    };
+    if let Some(path) =
+        sorted_first(dir.join("multipath"), |_| true).and_then(|path| fs::canonicalize(path).ok())
+    {
+        return path;
+    }
+    let in_subsystem = device_path
+        .parent()
+        .filter(|parent| parent.to_string_lossy().contains("/nvme-subsystem/"));
+    let controller = in_subsystem
+        .and_then(|subsystem| sorted_first(subsystem.to_path_buf(), is_nvme_controller))
+        .and_then(|link| fs::canonicalize(link).ok());
+    match (controller, device_path.file_name()) {
+        (Some(controller), Some(name)) => controller.join(name),
+        _ => device_path,
+    }
+}
+
+/// `nvme0`, `nvme12`: a controller's name (a namespace's has an `n` after the digits).
+fn is_nvme_controller(name: &str) -> bool {
+    name.strip_prefix("nvme")
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// How the drive is attached, which decides its udev-style names.
@@ -329,6 +352,20 @@ mod tests {
         std::os::unix::fs::symlink(&head, block.join("nvme0n1")).expect("link");
         std::os::unix::fs::symlink(&path_dev, block.join("nvme0c0n1")).expect("link");
 
+        let drives = discover(&block).expect("discover");
+        let names: Vec<&str> = drives.iter().map(|d| d.kernel_name.as_str()).collect();
+        assert_eq!(names, ["nvme0n1"]);
+        assert_eq!(
+            drives[0].by_path.as_deref(),
+            Some("/dev/disk/by-path/pci-0000:00:0a.0-nvme-1")
+        );
+
+        // Linux 6.12 has no `multipath/` links: the subsystem's link to its controller
+        // locates the head instead.
+        fs::remove_dir_all(head.join("multipath")).expect("rm");
+        let controller = root.join("devices/pci0000:00/0000:00:0a.0/nvme/nvme0");
+        std::os::unix::fs::symlink(&controller, head.parent().expect("subsystem").join("nvme0"))
+            .expect("link");
         let drives = discover(&block).expect("discover");
         let names: Vec<&str> = drives.iter().map(|d| d.kernel_name.as_str()).collect();
         assert_eq!(names, ["nvme0n1"]);
