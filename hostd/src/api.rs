@@ -2,7 +2,7 @@
 //! `org.cairn.Job1` object per long operation at `/org/cairn/Host1/job/<id>`.
 //!
 //! The D-Bus layer ([`HostApi`]) takes arguments off the wire and hands them to
-//! [`Core`](crate::host::Core), which decides; this file only maps its answers and errors to
+//! [`Core`](crate::core::Core), which decides; this file only maps its answers and errors to
 //! the wire. Applying a document is a job: `ConfigApply` and `ConfigRollback` validate at once
 //! (a refused document is an `Invalid` error of the call itself), then return the job's path.
 //! A client polls the job's `Snapshot()` (or its properties) until `State` is no longer
@@ -21,11 +21,11 @@ use zbus::object_server::ObjectServer;
 
 pub use self::error::HostError;
 pub use self::job_object::{JOB_INTERFACE, JobObject, JobView, job_path};
-use crate::host::storage_jobs::{self, SubvolumeOp, unix_now};
-use crate::host::storage_ops::subvolume_name;
-use crate::host::{CoreError, Job, Jobs, keeps_running_guests, run_apply, run_job};
-pub use crate::host::{LiveCore, SharedCore};
-pub use crate::host::{Status, describe_plan, system_uptime};
+use crate::core::storage_jobs::{self, SubvolumeOp, unix_now};
+use crate::core::storage_ops::subvolume_name;
+use crate::core::{CoreError, Job, Jobs, keeps_running_guests, run_apply, run_job};
+pub use crate::core::{LiveCore, SharedCore};
+pub use crate::core::{Status, describe_plan, system_uptime};
 use crate::log_ring::LogRing;
 use crate::state::DesiredState;
 use crate::storage::scrub_records::{ScrubRecords, Trigger};

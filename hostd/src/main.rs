@@ -13,14 +13,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use hostd::api::{self, HostApi};
+use hostd::core::Core;
 use hostd::guests::supervisor::{Environment, Supervisor};
 use hostd::guests::{host_cpu, layout};
-use hostd::host::Core;
 use hostd::log_file::{self, RotatingFile, SharedLogFile};
 use hostd::log_ring::{self, LogRing};
 use hostd::mounts;
-use hostd::reconcile::{LiveSystem, System};
 use hostd::store::StateStore;
+use hostd::system::{LiveSystem, System};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
@@ -415,6 +415,6 @@ fn guest_supervisor(board: &str, core: &api::SharedCore) -> Supervisor {
     );
     Supervisor::new(
         env,
-        std::sync::Arc::new(hostd::host::CoreOps(std::sync::Arc::clone(core))),
+        std::sync::Arc::new(hostd::core::CoreOps(std::sync::Arc::clone(core))),
     )
 }

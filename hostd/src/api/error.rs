@@ -8,9 +8,9 @@
 //! on one line ([`chain`]), except for a refused document, whose path-level messages come one
 //! per line.
 
+use crate::core::{CoreError, LinkWait};
 use crate::error::chain;
 use crate::guests::supervisor::GuestError;
-use crate::host::{CoreError, LinkWait};
 use crate::jobs::NotRunning;
 use crate::network::taps::TapError;
 
@@ -138,7 +138,7 @@ mod tests {
             why,
             undone: 2,
             not_undone: Vec::new(),
-            restored: crate::host::Restored::Unchanged,
+            restored: crate::core::Restored::Unchanged,
         };
         let cancelled = HostError::from(unconfirmed(LinkWait::Cancelled {
             interface: "mgmt".into(),

@@ -3,7 +3,7 @@
 //! call gives a consistent view, where separate property reads could straddle a step.
 
 use super::HostError;
-use crate::host::{CoreError, Job};
+use crate::core::{CoreError, Job};
 use crate::jobs::JobSnapshot;
 
 pub use cairn_api::{JOB_INTERFACE, JobView, job_path};

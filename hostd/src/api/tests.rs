@@ -1,13 +1,13 @@
 //! The interface end to end over a peer-to-peer socket pair: method names, signatures, job
-//! objects and typed errors. The decisions behind them are tested in `host/tests.rs`.
+//! objects and typed errors. The decisions behind them are tested in `core/tests.rs`.
 
 use std::time::Duration;
 
 use super::*;
-use crate::host::{Applied, Core};
+use crate::core::{Applied, Core};
 use crate::jobs::JobState;
-use crate::reconcile::{HostAction, Observed, System, SystemError};
 use crate::store::StateStore;
+use crate::system::{Observed, System, SystemAction, SystemError};
 
 const GOOD: &str = "version = 1\nhostname = \"nas1\"\n";
 const LACP2_LINE: &str = r#"network.bonds[0].mode: unknown mode "lacp2" (expected one of: 802.3ad, active-backup, balance-alb)"#;
@@ -17,11 +17,11 @@ const BAD: &str = "version = 1\n[[network.bonds]]\nname = \"bond0\"\nmode = \"la
 #[derive(Debug)]
 struct NameOnly(std::sync::Mutex<String>);
 
-impl crate::plan::Executor<HostAction> for NameOnly {
+impl crate::plan::Executor<SystemAction> for NameOnly {
     type Error = SystemError;
 
-    fn execute(&mut self, action: &HostAction) -> Result<(), SystemError> {
-        if let HostAction::Hostname(set) = action {
+    fn execute(&mut self, action: &SystemAction) -> Result<(), SystemError> {
+        if let SystemAction::Hostname(set) = action {
             *self.0.lock().expect("not poisoned") = set.to.clone();
         }
         Ok(())

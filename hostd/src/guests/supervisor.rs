@@ -34,8 +34,8 @@ use super::host_cpu::Cgroups;
 use super::layout::{self, RunPaths};
 use super::lifecycle::{GuestState, valid_transition};
 use super::vm_config::{self, Found};
+use crate::core::CoreError;
 use crate::error::chain;
-use crate::host::CoreError;
 use crate::state::{GuestSpec, RestartPolicy};
 
 /// How long the API socket may take to answer after the process starts (nested under TCG

@@ -16,11 +16,11 @@
 use crate::error::{ByText, chain};
 use crate::network::taps::TapError;
 use crate::plan::ApplyError;
-use crate::reconcile::{HostAction, SystemError};
 use crate::state::{Invalid, ValueError};
 use crate::storage::StorageError;
 use crate::storage::subvolumes::SubvolumeError;
 use crate::store::{Generation, StoreError};
+use crate::system::{SystemAction, SystemError};
 
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum CoreError {
@@ -167,7 +167,7 @@ impl CoreError {
 }
 
 /// A run of actions that failed and was rolled back; boxed, it is the largest cause.
-pub type Failed<E> = Box<ByText<ApplyError<HostAction, E>>>;
+pub type Failed<E> = Box<ByText<ApplyError<SystemAction, E>>>;
 
 /// Why a safe apply's confirm window closed without the management link.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -263,7 +263,7 @@ impl From<SubvolumeError> for CoreError {
     }
 }
 
-fn rollback_text<E: std::error::Error + 'static>(failure: &ApplyError<HostAction, E>) -> String {
+fn rollback_text<E: std::error::Error + 'static>(failure: &ApplyError<SystemAction, E>) -> String {
     match failure.rollback_failures.len() {
         0 => format!("rolled back ({} undo steps)", failure.rolled_back.len()),
         n => format!("rollback incomplete: {n} steps could not be undone"),

@@ -38,10 +38,10 @@ use crate::error::{ByText, chain};
 use crate::jobs;
 use crate::network;
 use crate::plan::{self, Executor, describe};
-use crate::reconcile::{self, HostAction, System};
 use crate::state::{DesiredState, Invalid, Management};
 use crate::storage::{self, view::StorageView};
 use crate::store::{Filesystem, Generation, OsFilesystem, StateStore};
+use crate::system::{self, System, SystemAction};
 
 pub use cairn_api::{Applied, Status};
 
@@ -121,7 +121,7 @@ enum Acted {
 /// A safe apply whose actions ran and whose management link is still to be confirmed.
 #[derive(Debug)]
 struct AwaitingLink {
-    done: Vec<HostAction>,
+    done: Vec<SystemAction>,
     previous: Option<Generation>,
     generation: Generation,
     management: Management,
@@ -294,7 +294,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
         self.check_board(&desired)?;
         let observed = self.system.observe()?;
         check_drives(&desired, &observed)?;
-        let actions = reconcile::plan(&desired, &observed, &self.lan);
+        let actions = system::plan(&desired, &observed, &self.lan);
         let current = self.current()?;
         Ok(describe_plan(
             current
@@ -319,7 +319,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
         self.storage_view_of(&observed)
     }
 
-    fn storage_view_of(&self, observed: &reconcile::Observed) -> Result<StorageView, CoreError> {
+    fn storage_view_of(&self, observed: &system::Observed) -> Result<StorageView, CoreError> {
         let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
         Ok(storage::view::view(
             &desired.storage,
@@ -348,17 +348,17 @@ impl<S: System, F: Filesystem> Core<S, F> {
         job.progress(0, "observing the box");
         let observed = self.system.observe()?;
         check_drives(desired, &observed)?;
-        let actions = reconcile::plan(desired, &observed, &self.lan);
+        let actions = system::plan(desired, &observed, &self.lan);
         let previous = self.current()?;
         // One step for the commit, one per action, one for confirming the management link.
-        let confirm = desired
-            .network
-            .management
-            .as_ref()
-            .filter(|_| actions.iter().any(|a| matches!(a, HostAction::Network(_))));
+        let confirm = desired.network.management.as_ref().filter(|_| {
+            actions
+                .iter()
+                .any(|a| matches!(a, SystemAction::Network(_)))
+        });
         let steps = actions.len() + 1 + usize::from(confirm.is_some());
         job.set_total(u32::try_from(steps).unwrap_or(u32::MAX));
-        let recorded_only = reconcile::pending_sections(desired)
+        let recorded_only = system::pending_sections(desired)
             .into_iter()
             .map(String::from)
             .collect();
@@ -538,7 +538,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
             .system
             .observe()
             .map_err(CoreError::from)
-            .map(|observed| reconcile::plan(&desired, &observed, &self.lan))
+            .map(|observed| system::plan(&desired, &observed, &self.lan))
             .and_then(|actions| {
                 plan::apply(&actions, &mut self.system)
                     .map_err(|failure| CoreError::Act(Box::new(ByText(failure))))
@@ -577,7 +577,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
     /// newest first, and commits the previous document again. Returns the error to report.
     fn reject(
         &mut self,
-        done: &[HostAction],
+        done: &[SystemAction],
         previous: Option<Generation>,
         attempted: Generation,
         why: LinkWait,
@@ -629,7 +629,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
 
 /// What only the drives can tell: the ones a document names exist and may be used. Runs
 /// before anything is committed, so a refused document touches no drive.
-fn check_drives(desired: &DesiredState, observed: &reconcile::Observed) -> Result<(), CoreError> {
+fn check_drives(desired: &DesiredState, observed: &system::Observed) -> Result<(), CoreError> {
     let errors = storage::plan::check(&desired.storage, &observed.storage);
     if errors.is_empty() {
         Ok(())
@@ -657,10 +657,10 @@ struct Watched<'a, S: System> {
     stopping: bool,
 }
 
-impl<S: System> Executor<HostAction> for Watched<'_, S> {
+impl<S: System> Executor<SystemAction> for Watched<'_, S> {
     type Error = WatchedError;
 
-    fn execute(&mut self, action: &HostAction) -> Result<(), WatchedError> {
+    fn execute(&mut self, action: &SystemAction) -> Result<(), WatchedError> {
         if self.stopping {
             self.job
                 .progress(self.next_step, format!("undoing: {action}"));
@@ -689,7 +689,7 @@ impl<S: System> Executor<HostAction> for Watched<'_, S> {
 pub fn describe_plan(
     current: Option<(Generation, &DesiredState)>,
     desired: &DesiredState,
-    actions: &[HostAction],
+    actions: &[SystemAction],
 ) -> String {
     let empty = DesiredState::default();
     let (against, before) = match current {
@@ -723,7 +723,7 @@ pub fn describe_plan(
             text.push_str(&format!("  {line}\n"));
         }
     }
-    let pending = reconcile::pending_sections(desired);
+    let pending = system::pending_sections(desired);
     if !pending.is_empty() {
         text.push_str(&format!(
             "Recorded only (an apply does not start or stop guests: `cairnctl vm`, autostart): {}\n",

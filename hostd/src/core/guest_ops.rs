@@ -10,10 +10,10 @@ use crate::guests::layout;
 use crate::guests::supervisor::HostOps;
 use crate::guests::vm_config::{self, Found};
 use crate::network::taps::TapError;
-use crate::reconcile::System;
 use crate::state::{DesiredState, GuestSpec, ObjectName};
 use crate::storage::subvolumes::Volume as Subvolumes;
 use crate::store::Filesystem;
+use crate::system::System;
 
 impl<S: System, F: Filesystem> Core<S, F> {
     /// The guests of the committed document.

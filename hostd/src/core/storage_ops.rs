@@ -5,13 +5,13 @@
 use std::path::PathBuf;
 
 use super::{Core, CoreError};
-use crate::reconcile::System;
 use crate::state::{DrivePath, ObjectName, Volume};
 use crate::storage::maintenance::Replacement;
 use crate::storage::observe::{Drive, Filesystem as ObservedFilesystem, StorageObserved};
 use crate::storage::plan::{describe, mount_point};
 use crate::storage::signature::Contents;
 use crate::store::Filesystem;
+use crate::system::System;
 
 /// How `cairnctl storage replace` names the member that is gone.
 pub const MISSING: &str = "missing";

@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::jobs::JobState;
 use crate::network::NetObserved;
-use crate::reconcile::{Observed, SystemError};
 use crate::state::Hostname;
 use crate::store::MemoryFs;
+use crate::system::{Observed, SystemError};
 
 const DIR: &str = "/config/desired";
 
@@ -75,12 +75,12 @@ impl FakeBox {
     }
 }
 
-impl Executor<HostAction> for FakeBox {
+impl Executor<SystemAction> for FakeBox {
     type Error = SystemError;
 
     fn execute_reporting(
         &mut self,
-        action: &HostAction,
+        action: &SystemAction,
         report: &dyn Fn(&str),
     ) -> Result<(), SystemError> {
         let (detail, job) = {
@@ -94,9 +94,9 @@ impl Executor<HostAction> for FakeBox {
         self.execute(action)
     }
 
-    fn execute(&mut self, action: &HostAction) -> Result<(), SystemError> {
+    fn execute(&mut self, action: &SystemAction) -> Result<(), SystemError> {
         let mut inner = self.lock();
-        let HostAction::Hostname(set) = action else {
+        let SystemAction::Hostname(set) = action else {
             inner.executed.push(action.to_string());
             return Ok(());
         };

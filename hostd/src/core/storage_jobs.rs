@@ -9,13 +9,13 @@
 
 use super::{Core, CoreAccess, CoreError, Job};
 use crate::error::{ByText, chain};
-use crate::reconcile::System;
 use crate::state::ObjectName;
 use crate::storage::scrub_records::{self, ScrubRecord, ScrubRecords, Trigger};
 use crate::storage::subvolumes::{SubvolumeEntry, Volume as Subvolumes};
 use crate::storage::view::StorageView;
 use crate::storage::{StorageError, maintenance, membership};
 use crate::store::Filesystem;
+use crate::system::System;
 
 /// What a subvolume job does.
 #[derive(Debug, Clone, PartialEq, Eq)]

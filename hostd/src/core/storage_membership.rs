@@ -5,13 +5,13 @@
 use super::storage_ops::{member_layer, new_drive};
 use super::{Core, CoreError};
 use crate::error::ByText;
-use crate::reconcile::System;
 use crate::state::DrivePath;
 use crate::storage::execute::run_tool;
 use crate::storage::membership::{
     Addition, Removal, parse_device_usage, parse_raw_used, removal_refusal, space_refusal,
 };
 use crate::store::Filesystem;
+use crate::system::System;
 
 impl<S: System, F: Filesystem> Core<S, F> {
     /// Checks an addition: the volume is mounted and `new` is a blank drive of this box.

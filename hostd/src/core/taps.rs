@@ -5,9 +5,9 @@ use super::{Core, CoreError};
 use crate::error::ByText;
 use crate::network::taps::{self, TapRequest};
 use crate::plan;
-use crate::reconcile::{HostAction, System};
 use crate::state::{InterfaceName, VlanId};
 use crate::store::Filesystem;
+use crate::system::{System, SystemAction};
 
 impl<S: System, F: Filesystem> Core<S, F> {
     /// Puts a guest's tap on a vSwitch of the committed document, on `vlan` or the native
@@ -52,7 +52,8 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     fn run_net(&mut self, actions: &[crate::network::NetAction]) -> Result<Vec<String>, CoreError> {
-        let actions: Vec<HostAction> = actions.iter().cloned().map(HostAction::Network).collect();
+        let actions: Vec<SystemAction> =
+            actions.iter().cloned().map(SystemAction::Network).collect();
         plan::apply(&actions, &mut self.system)
             .map(|done| done.iter().map(ToString::to_string).collect())
             .map_err(|failure| CoreError::Act(Box::new(ByText(failure))))

@@ -1,13 +1,13 @@
 //! From the committed desired state to the live system, across subsystems.
 //!
-//! Each subsystem contributes its observed part to [`Observed`], its actions to [`HostAction`]
+//! Each subsystem contributes its observed part to [`Observed`], its actions to [`SystemAction`]
 //! and its steps to [`plan`], in the order they must run. A [`System`] observes and executes;
 //! [`LiveSystem`] does it for real, tests use a double. Sections an apply does not act on
 //! (guests: the guest supervisor starts and stops them on request and at boot) are only
 //! recorded; [`pending_sections`] names them so that a plan never pretends they were acted
 //! on.
 
-pub mod hostname;
+use crate::hostname;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -29,13 +29,13 @@ pub struct Observed {
 
 /// One step on the live system, of any subsystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostAction {
+pub enum SystemAction {
     Hostname(hostname::SetHostname),
     Network(NetAction),
     Storage(StorageAction),
 }
 
-impl fmt::Display for HostAction {
+impl fmt::Display for SystemAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Hostname(action) => action.fmt(f),
@@ -45,7 +45,7 @@ impl fmt::Display for HostAction {
     }
 }
 
-fn wrap<A>(undo: Undo<A>, into: fn(A) -> HostAction) -> Undo<HostAction> {
+fn wrap<A>(undo: Undo<A>, into: fn(A) -> SystemAction) -> Undo<SystemAction> {
     match undo {
         Undo::Run(action) => Undo::Run(into(action)),
         Undo::Nothing => Undo::Nothing,
@@ -53,7 +53,7 @@ fn wrap<A>(undo: Undo<A>, into: fn(A) -> HostAction) -> Undo<HostAction> {
     }
 }
 
-impl Action for HostAction {
+impl Action for SystemAction {
     fn undo(&self) -> Undo<Self> {
         match self {
             Self::Hostname(action) => wrap(action.undo(), Self::Hostname),
@@ -65,21 +65,21 @@ impl Action for HostAction {
 
 /// Pure: every action that takes `observed` to `desired` on a board with these LAN ports,
 /// in the order they must run.
-pub fn plan(desired: &DesiredState, observed: &Observed, lan: &Lan) -> Vec<HostAction> {
+pub fn plan(desired: &DesiredState, observed: &Observed, lan: &Lan) -> Vec<SystemAction> {
     let wanted = hostname::desired(desired.hostname.as_ref());
-    let mut actions: Vec<HostAction> = hostname::plan(&wanted, &observed.hostname)
-        .map(HostAction::Hostname)
+    let mut actions: Vec<SystemAction> = hostname::plan(&wanted, &observed.hostname)
+        .map(SystemAction::Hostname)
         .into_iter()
         .collect();
     actions.extend(
         network::plan::plan(&desired.network, lan, &observed.network)
             .into_iter()
-            .map(HostAction::Network),
+            .map(SystemAction::Network),
     );
     actions.extend(
         storage::plan::plan(&desired.storage, &observed.storage)
             .into_iter()
-            .map(HostAction::Storage),
+            .map(SystemAction::Storage),
     );
     actions
 }
@@ -126,7 +126,7 @@ pub enum SystemError {
 }
 
 /// Observes and changes the box; the seam between reconciling and the kernel.
-pub trait System: Executor<HostAction, Error = SystemError> + Send + std::fmt::Debug {
+pub trait System: Executor<SystemAction, Error = SystemError> + Send + std::fmt::Debug {
     fn observe(&self) -> Result<Observed, SystemError>;
 
     /// Gives the board's ports their names, brings them up and says which have a carrier,
@@ -161,27 +161,27 @@ impl Default for LiveSystem {
     }
 }
 
-impl Executor<HostAction> for LiveSystem {
+impl Executor<SystemAction> for LiveSystem {
     type Error = SystemError;
 
-    fn execute(&mut self, action: &HostAction) -> Result<(), SystemError> {
+    fn execute(&mut self, action: &SystemAction) -> Result<(), SystemError> {
         self.execute_reporting(action, &|_| {})
     }
 
     fn execute_reporting(
         &mut self,
-        action: &HostAction,
+        action: &SystemAction,
         report: &dyn Fn(&str),
     ) -> Result<(), SystemError> {
         match action {
-            HostAction::Hostname(set) => {
+            SystemAction::Hostname(set) => {
                 hostname::execute(set).map_err(|source| SystemError::SetHostname {
                     name: set.to.clone(),
                     source,
                 })
             }
-            HostAction::Network(action) => Ok(self.net.execute(action)?),
-            HostAction::Storage(action) => Ok(storage::execute::execute(action, report)?),
+            SystemAction::Network(action) => Ok(self.net.execute(action)?),
+            SystemAction::Storage(action) => Ok(storage::execute::execute(action, report)?),
         }
     }
 }
@@ -247,10 +247,10 @@ impl System for LiveSystem {
 
 /// hostd holds its system as a trait object, so that the API serves the live box and its
 /// tests a double without being generic over either.
-impl Executor<HostAction> for Box<dyn System> {
+impl Executor<SystemAction> for Box<dyn System> {
     type Error = SystemError;
 
-    fn execute(&mut self, action: &HostAction) -> Result<(), SystemError> {
+    fn execute(&mut self, action: &SystemAction) -> Result<(), SystemError> {
         self.as_mut().execute(action)
     }
 }
@@ -292,14 +292,14 @@ mod tests {
         let actions = plan(&desired, &observed, &no_ports());
         assert_eq!(
             actions,
-            vec![HostAction::Hostname(hostname::SetHostname {
+            vec![SystemAction::Hostname(hostname::SetHostname {
                 from: "cairn".into(),
                 to: "nas1".into()
             })]
         );
         assert_eq!(
             actions[0].undo(),
-            Undo::Run(HostAction::Hostname(hostname::SetHostname {
+            Undo::Run(SystemAction::Hostname(hostname::SetHostname {
                 from: "nas1".into(),
                 to: "cairn".into()
             }))
