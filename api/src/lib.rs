@@ -58,7 +58,7 @@ pub struct JobView {
 pub type WireLogRecord = (u64, u64, String, String, String);
 
 /// What `Status()` answers, as JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub board: String,
     /// Seconds since the kernel started; absent when /proc/uptime cannot be read.

@@ -19,6 +19,7 @@
 //! operation fails with a [`CoreError`]; the API maps it to the wire, this module knows
 //! nothing of D-Bus.
 
+pub mod engine;
 pub mod error;
 mod guest_ops;
 pub mod storage_jobs;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use hostd::api::{self, HostApi};
 use hostd::core::Core;
+use hostd::core::engine::LiveEngine;
 use hostd::guests::supervisor::{Environment, Supervisor};
 use hostd::guests::{host_cpu, layout};
 use hostd::log_file::{self, RotatingFile, SharedLogFile};
@@ -204,9 +205,10 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     } else {
         api::VOLATILE_SCRUB_RECORDS
     });
-    let host_api = HostApi::new(std::sync::Arc::clone(&core), ring)
-        .with_guests(guests.clone())
-        .with_scrub_records(scrub_records);
+    let running = guests.clone();
+    let engine = LiveEngine::new(std::sync::Arc::clone(&core), scrub_records)
+        .with_running_guests(std::sync::Arc::new(move || running.active()));
+    let host_api = HostApi::new(std::sync::Arc::new(engine), ring);
     let schedule_api = host_api.clone();
     connection
         .object_server()

@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use super::*;
+use crate::core::engine::LiveEngine;
 use crate::core::{Applied, Core};
 use crate::jobs::JobState;
+use crate::storage::scrub_records::ScrubRecords;
 use crate::store::StateStore;
 use crate::system::{Observed, System, SystemAction, SystemError};
 
@@ -86,7 +88,9 @@ async fn interface_over_a_peer_to_peer_connection() {
         "hostd",
         "second",
     );
-    let api = HostApi::new(Arc::new(tokio::sync::Mutex::new(core)), ring);
+    let records = ScrubRecords::new(dir.path().join("scrub"));
+    let engine = LiveEngine::new(Arc::new(tokio::sync::Mutex::new(core)), records);
+    let api = HostApi::new(Arc::new(engine), ring);
     let (server_socket, client_socket) =
         std::os::unix::net::UnixStream::pair().expect("socket pair");
     let guid = zbus::Guid::generate();

@@ -712,3 +712,5 @@ fn a_guest_with_nested_tables_joins_the_document_as_a_value() {
         "nothing refused was committed"
     );
 }
+
+mod engine;
