@@ -13,29 +13,12 @@
 
 use std::collections::BTreeSet;
 
-use futures::TryStreamExt;
-use rtnetlink::Handle;
-use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::link::{AfSpecBridge, LinkAttribute, LinkExtentMask};
-
-use super::execute::NetError;
-use super::observe::{Link, LinkKind};
-use super::plan::NetAction;
+use super::action::NetAction;
+use super::observe::{BridgeVlan, Link, LinkKind};
 use crate::state::NetworkSpec;
 
 /// The native VLAN: untagged, never planned.
 pub const NATIVE_VLAN: u16 = 1;
-
-/// One row of a bridge's VLAN table. `port` is the bridge's own name for the bridge itself.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct BridgeVlan {
-    pub port: String,
-    pub vid: u16,
-    /// Untagged frames entering the port belong to this VLAN.
-    pub pvid: bool,
-    /// Frames of this VLAN leave the port without a tag.
-    pub untagged: bool,
-}
 
 /// Pure: the additions and removals that make each vSwitch's own VLANs and its uplink's
 /// match the document and the guest ports on it. `links` carries the names the links will
@@ -116,53 +99,6 @@ fn diff(
             untagged: false,
         });
     }
-}
-
-/// Every bridge's and bridge port's VLAN table, from an `AF_BRIDGE` link dump with the
-/// VLAN filter (what `bridge vlan show` asks for).
-pub async fn observe(handle: &Handle) -> Result<Vec<BridgeVlan>, NetError> {
-    let mut dump = handle
-        .link()
-        .get()
-        .set_filter_mask(AddressFamily::Bridge, vec![LinkExtentMask::Brvlan])
-        .execute();
-    let mut table = Vec::new();
-    loop {
-        let message = match dump.try_next().await {
-            Ok(Some(message)) => message,
-            Ok(None) => break,
-            Err(source) => {
-                return Err(NetError::Netlink {
-                    action: "list the bridges' VLAN tables".to_string(),
-                    source,
-                });
-            }
-        };
-        let name = message.attributes.iter().find_map(|attr| match attr {
-            LinkAttribute::IfName(name) => Some(name.clone()),
-            _ => None,
-        });
-        let Some(name) = name else { continue };
-        for attr in &message.attributes {
-            let LinkAttribute::AfSpecBridge(specs) = attr else {
-                continue;
-            };
-            for spec in specs {
-                if let AfSpecBridge::VlanInfo(info) = spec {
-                    use rtnetlink::packet_route::link::BridgeVlanInfoFlags as Flags;
-                    table.push(BridgeVlan {
-                        port: name.clone(),
-                        vid: info.vid,
-                        pvid: info.flags.contains(Flags::Pvid),
-                        untagged: info.flags.contains(Flags::Untagged),
-                    });
-                }
-            }
-        }
-    }
-    table.sort();
-    table.dedup();
-    Ok(table)
 }
 
 #[cfg(test)]

@@ -12,10 +12,16 @@ use rtnetlink::packet_route::link::BridgeVlanInfoFlags;
 use rtnetlink::packet_route::link::{
     BondLacpRate, BondMode as NlBondMode, BondXmitHashPolicy, LinkFlags, LinkMessage,
 };
-use rtnetlink::{Handle, LinkBond, LinkBridge, LinkBridgeVlan, LinkUnspec, LinkVlan};
+use std::net::IpAddr;
 
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::route::RouteProtocol;
+use rtnetlink::{
+    Handle, LinkBond, LinkBridge, LinkBridgeVlan, LinkUnspec, LinkVlan, RouteMessageBuilder,
+};
+
+use super::action::NetAction;
 use super::l3::{self, L3Observed};
-use super::plan::NetAction;
 use crate::state::{BondMode, LacpRate, XmitHashPolicy};
 
 /// Replaces resolv.conf whole: a reader never sees half a file.
@@ -94,14 +100,14 @@ impl NetExecutor {
     }
 
     /// Every bridge's VLAN table.
-    pub fn observe_bridge_vlans(&self) -> Result<Vec<super::bridge_vlans::BridgeVlan>, NetError> {
-        self.with_handle(|handle| async move { super::bridge_vlans::observe(&handle).await })
+    pub fn observe_bridge_vlans(&self) -> Result<Vec<super::observe::BridgeVlan>, NetError> {
+        self.with_handle(|handle| async move { super::netlink::bridge_vlans(&handle).await })
     }
 
     /// Addresses, default routes and DNS servers as the kernel and resolv.conf have them.
     pub fn observe_l3(&self) -> Result<L3Observed, NetError> {
         self.with_handle(|handle| async move {
-            super::l3::observe(&handle, std::path::Path::new(super::l3::RESOLV_CONF)).await
+            super::netlink::l3(&handle, std::path::Path::new(super::l3::RESOLV_CONF)).await
         })
     }
 }
@@ -358,12 +364,12 @@ async fn run(handle: &Handle, action: &NetAction) -> Result<(), NetError> {
         }
         NetAction::AddDefaultRoute { gateway, interface } => {
             let index = index(handle, interface).await?;
-            let message = l3::default_route_message(*gateway, index);
+            let message = default_route_message(*gateway, index);
             handle.route().add(message).execute().await.map_err(failed)
         }
         NetAction::DelDefaultRoute { gateway, interface } => {
             let index = index(handle, interface).await?;
-            let message = l3::default_route_message(*gateway, index);
+            let message = default_route_message(*gateway, index);
             handle.route().del(message).execute().await.map_err(failed)
         }
         NetAction::SetDns { to, .. } => write_resolv_conf(to).map_err(|source| NetError::Dns {
@@ -373,4 +379,28 @@ async fn run(handle: &Handle, action: &NetAction) -> Result<(), NetError> {
         NetAction::SetUp { name } => set_up(handle, name, true, action).await,
         NetAction::SetDown { name } => set_up(handle, name, false, action).await,
     }
+}
+
+/// The default route message hostd adds and deletes.
+pub fn default_route_message(
+    gateway: IpAddr,
+    interface_index: u32,
+) -> rtnetlink::packet_route::route::RouteMessage {
+    let mut message = match gateway {
+        IpAddr::V4(v4) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+            .gateway(v4)
+            .output_interface(interface_index)
+            .protocol(RouteProtocol::Static)
+            .build(),
+        IpAddr::V6(v6) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+            .gateway(v6)
+            .output_interface(interface_index)
+            .protocol(RouteProtocol::Static)
+            .build(),
+    };
+    message.header.address_family = match gateway {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    message
 }

@@ -56,6 +56,17 @@ pub struct Link {
     pub permanent_mac: String,
 }
 
+/// One row of a bridge's VLAN table. `port` is the bridge's own name for the bridge itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BridgeVlan {
+    pub port: String,
+    pub vid: u16,
+    /// Untagged frames entering the port belong to this VLAN.
+    pub pvid: bool,
+    /// Frames of this VLAN leave the port without a tag.
+    pub untagged: bool,
+}
+
 /// Every link, sorted by name, and the addresses and routes hostd owns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetObserved {
@@ -63,7 +74,7 @@ pub struct NetObserved {
     /// Filled by the live system from netlink; empty from [`observe`] alone.
     pub l3: super::l3::L3Observed,
     /// The bridges' VLAN tables, from netlink too (sysfs does not show them).
-    pub bridge_vlans: Vec<super::bridge_vlans::BridgeVlan>,
+    pub bridge_vlans: Vec<BridgeVlan>,
 }
 
 impl NetObserved {

@@ -9,331 +9,17 @@
 //! ever deleted: taps, veths and anything else the planner did not make are left alone.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::net::IpAddr;
 
 use board_configs::{Lan, LanDiscovery};
 
-use super::observe::{Link, LinkKind, NetObserved};
-use crate::plan::{Action, Undo};
-use crate::state::{Bond, BondMode, IpPrefix, LacpRate, NetworkSpec, XmitHashPolicy};
+use super::action::{LacpOptions, NetAction};
+use super::observe::{BridgeVlan, Link, LinkKind, NetObserved};
+use crate::state::{Bond, BondMode, IpPrefix, NetworkSpec};
 
 /// Link monitoring when the document does not say: the bonding driver's own default for
 /// the modes that need it, stated here so that plans never depend on module parameters.
 pub const DEFAULT_MIIMON_MS: u32 = 100;
-
-/// An 802.3ad bond's LACP settings, fixed when the bond is made (a change rebuilds it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LacpOptions {
-    pub rate: LacpRate,
-    pub hash: XmitHashPolicy,
-}
-
-impl LacpOptions {
-    /// What the document asks for, with the kernel's defaults filled in; `None` outside
-    /// 802.3ad.
-    pub fn of(bond: &Bond) -> Option<Self> {
-        (bond.mode == BondMode::Lacp).then(|| Self {
-            rate: bond.lacp_rate.unwrap_or(LacpRate::Slow),
-            hash: bond.xmit_hash_policy.unwrap_or(XmitHashPolicy::Layer2),
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetAction {
-    Rename {
-        from: String,
-        to: String,
-    },
-    CreateBond {
-        name: String,
-        mode: BondMode,
-        miimon_ms: u32,
-        lacp: Option<LacpOptions>,
-    },
-    /// Carries what it removes so that its undo can build it again; `mode` is `None` for a
-    /// bond in a mode Cairn does not offer (which cannot be rebuilt).
-    DeleteBond {
-        name: String,
-        mode: Option<BondMode>,
-        miimon_ms: u32,
-        lacp: Option<LacpOptions>,
-    },
-    SetMiimon {
-        bond: String,
-        from: u32,
-        to: u32,
-    },
-    SetPrimary {
-        bond: String,
-        from: Option<String>,
-        to: Option<String>,
-    },
-    CreateBridge {
-        name: String,
-    },
-    DeleteBridge {
-        name: String,
-    },
-    CreateVlan {
-        parent: String,
-        id: u16,
-    },
-    DeleteVlan {
-        parent: String,
-        id: u16,
-    },
-    Enslave {
-        port: String,
-        controller: String,
-    },
-    Release {
-        port: String,
-        controller: String,
-    },
-    AddAddress {
-        interface: String,
-        address: IpPrefix,
-    },
-    DelAddress {
-        interface: String,
-        address: IpPrefix,
-    },
-    AddDefaultRoute {
-        gateway: IpAddr,
-        interface: String,
-    },
-    DelDefaultRoute {
-        gateway: IpAddr,
-        interface: String,
-    },
-    SetDns {
-        from: Vec<IpAddr>,
-        to: Vec<IpAddr>,
-    },
-    SetUp {
-        name: String,
-    },
-    SetDown {
-        name: String,
-    },
-    SetVlanFiltering {
-        bridge: String,
-        on: bool,
-    },
-    /// A row of `bridge`'s VLAN table: on `port`, or on the bridge itself when `port` is
-    /// the bridge; `untagged` makes it the port's PVID and untagged VLAN (a guest's port).
-    AddBridgeVlan {
-        bridge: String,
-        port: String,
-        vid: u16,
-        untagged: bool,
-    },
-    DelBridgeVlan {
-        bridge: String,
-        port: String,
-        vid: u16,
-        untagged: bool,
-    },
-    /// A persistent tap for a guest (see `taps.rs`).
-    CreateTap {
-        name: String,
-    },
-    DeleteTap {
-        name: String,
-    },
-}
-
-impl fmt::Display for NetAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Rename { from, to } => write!(f, "rename NIC {from} to {to}"),
-            Self::CreateBond {
-                name,
-                mode,
-                miimon_ms,
-                lacp,
-            } => {
-                write!(f, "create bond {name} (mode {mode}, miimon {miimon_ms} ms")?;
-                if let Some(lacp) = lacp {
-                    write!(
-                        f,
-                        ", lacp_rate {}, xmit_hash_policy {}",
-                        lacp.rate, lacp.hash
-                    )?;
-                }
-                f.write_str(")")
-            }
-            Self::DeleteBond { name, .. } => write!(f, "delete bond {name}"),
-            Self::SetMiimon { bond, from, to } => {
-                write!(f, "set miimon of {bond} from {from} to {to} ms")
-            }
-            Self::SetPrimary { bond, from, to } => write!(
-                f,
-                "set the primary of {bond} from {} to {}",
-                from.as_deref().unwrap_or("none"),
-                to.as_deref().unwrap_or("none")
-            ),
-            Self::CreateBridge { name } => write!(f, "create vSwitch {name}"),
-            Self::DeleteBridge { name } => write!(f, "delete vSwitch {name}"),
-            Self::CreateVlan { parent, id } => write!(f, "create VLAN {parent}.{id}"),
-            Self::DeleteVlan { parent, id } => write!(f, "delete VLAN {parent}.{id}"),
-            Self::Enslave { port, controller } => write!(f, "add {port} to {controller}"),
-            Self::Release { port, controller } => write!(f, "remove {port} from {controller}"),
-            Self::AddAddress { interface, address } => {
-                write!(f, "add address {address} to {interface}")
-            }
-            Self::DelAddress { interface, address } => {
-                write!(f, "remove address {address} from {interface}")
-            }
-            Self::AddDefaultRoute { gateway, interface } => {
-                write!(f, "add default route via {gateway} on {interface}")
-            }
-            Self::DelDefaultRoute { gateway, interface } => {
-                write!(f, "remove default route via {gateway} on {interface}")
-            }
-            Self::SetDns { to, .. } => {
-                let servers: Vec<String> = to.iter().map(ToString::to_string).collect();
-                if servers.is_empty() {
-                    write!(f, "clear the DNS servers")
-                } else {
-                    write!(f, "set the DNS servers to {}", servers.join(", "))
-                }
-            }
-            Self::SetUp { name } => write!(f, "bring {name} up"),
-            Self::SetDown { name } => write!(f, "bring {name} down"),
-            Self::SetVlanFiltering { bridge, on } => write!(
-                f,
-                "turn {} VLAN filtering on vSwitch {bridge}",
-                if *on { "on" } else { "off" }
-            ),
-            Self::AddBridgeVlan {
-                bridge,
-                port,
-                vid,
-                untagged,
-            } => {
-                write!(f, "carry VLAN {vid} ")?;
-                describe_vlan_row(f, bridge, port, *untagged)
-            }
-            Self::DelBridgeVlan {
-                bridge,
-                port,
-                vid,
-                untagged,
-            } => {
-                write!(f, "stop carrying VLAN {vid} ")?;
-                describe_vlan_row(f, bridge, port, *untagged)
-            }
-            Self::CreateTap { name } => write!(f, "create guest port {name}"),
-            Self::DeleteTap { name } => write!(f, "delete guest port {name}"),
-        }
-    }
-}
-
-impl Action for NetAction {
-    fn undo(&self) -> Undo<Self> {
-        Undo::Run(match self.clone() {
-            Self::Rename { from, to } => Self::Rename { from: to, to: from },
-            Self::CreateBond {
-                name,
-                mode,
-                miimon_ms,
-                lacp,
-            } => Self::DeleteBond {
-                name,
-                mode: Some(mode),
-                miimon_ms,
-                lacp,
-            },
-            Self::DeleteBond {
-                name,
-                mode: Some(mode),
-                miimon_ms,
-                lacp,
-            } => Self::CreateBond {
-                name,
-                mode,
-                miimon_ms,
-                lacp,
-            },
-            Self::DeleteBond {
-                name, mode: None, ..
-            } => {
-                return Undo::Impossible(format!(
-                    "bond {name} was in a mode Cairn does not manage and cannot be rebuilt"
-                ));
-            }
-            Self::SetMiimon { bond, from, to } => Self::SetMiimon {
-                bond,
-                from: to,
-                to: from,
-            },
-            Self::SetPrimary { bond, from, to } => Self::SetPrimary {
-                bond,
-                from: to,
-                to: from,
-            },
-            Self::CreateBridge { name } => Self::DeleteBridge { name },
-            Self::DeleteBridge { name } => Self::CreateBridge { name },
-            Self::CreateVlan { parent, id } => Self::DeleteVlan { parent, id },
-            Self::DeleteVlan { parent, id } => Self::CreateVlan { parent, id },
-            Self::Enslave { port, controller } => Self::Release { port, controller },
-            Self::Release { port, controller } => Self::Enslave { port, controller },
-            Self::AddAddress { interface, address } => Self::DelAddress { interface, address },
-            Self::DelAddress { interface, address } => Self::AddAddress { interface, address },
-            Self::AddDefaultRoute { gateway, interface } => {
-                Self::DelDefaultRoute { gateway, interface }
-            }
-            Self::DelDefaultRoute { gateway, interface } => {
-                Self::AddDefaultRoute { gateway, interface }
-            }
-            Self::SetDns { from, to } => Self::SetDns { from: to, to: from },
-            Self::SetUp { name } => Self::SetDown { name },
-            Self::SetDown { name } => Self::SetUp { name },
-            Self::SetVlanFiltering { bridge, on } => Self::SetVlanFiltering { bridge, on: !on },
-            Self::AddBridgeVlan {
-                bridge,
-                port,
-                vid,
-                untagged,
-            } => Self::DelBridgeVlan {
-                bridge,
-                port,
-                vid,
-                untagged,
-            },
-            Self::DelBridgeVlan {
-                bridge,
-                port,
-                vid,
-                untagged,
-            } => Self::AddBridgeVlan {
-                bridge,
-                port,
-                vid,
-                untagged,
-            },
-            Self::CreateTap { name } => Self::DeleteTap { name },
-            Self::DeleteTap { name } => Self::CreateTap { name },
-        })
-    }
-}
-
-fn describe_vlan_row(
-    f: &mut fmt::Formatter<'_>,
-    bridge: &str,
-    port: &str,
-    untagged: bool,
-) -> fmt::Result {
-    let how = if untagged { "untagged" } else { "tagged" };
-    if port == bridge {
-        write!(f, "{how} on vSwitch {bridge} itself")
-    } else {
-        write!(f, "{how} on {port} (vSwitch {bridge})")
-    }
-}
 
 /// Which observed NIC each board port is: `(current name, port name)`, in port order.
 /// Ports the box does not have are left out (the document's validation refuses them).
@@ -397,55 +83,150 @@ pub fn plan_renames(assignment: &[(String, String)], observed: &NetObserved) -> 
     actions
 }
 
-/// The network actions, renames first.
+/// The network actions, in the order of the module's comment: each stage below is one of
+/// its steps.
 pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAction> {
     let assignment = port_assignment(lan, observed);
     let mut actions = plan_renames(&assignment, observed);
-    // From here on, links are spoken of by the names they will have after the renames.
     let renamed = |name: &str| -> String {
         assignment
             .iter()
             .find(|(from, _)| from == name)
             .map_or_else(|| name.to_string(), |(_, to)| to.clone())
     };
-    let links: Vec<Link> = observed
-        .links
+    let links = Links::new(spec, observed, &renamed);
+
+    // Addresses and the default route come off first: an interface about to go may carry
+    // them, and the undo puts them back only once the interface is rebuilt.
+    let (l3_removals, l3_additions) = plan_management(spec, &renamed, observed);
+    actions.extend(l3_removals);
+    tear_down(&links, &mut actions);
+    let mut bring_up: Vec<String> = Vec::new();
+    build_bonds(&links, &mut actions, &mut bring_up);
+    build_vlans(&links, false, &mut actions, &mut bring_up);
+    build_vswitches(&links, &mut actions, &mut bring_up);
+    build_vlans(&links, true, &mut actions, &mut bring_up);
+    let table: Vec<BridgeVlan> = observed
+        .bridge_vlans
         .iter()
-        .map(|link| Link {
-            name: renamed(&link.name),
-            controller: link.controller.as_deref().map(renamed),
-            kind: match &link.kind {
-                LinkKind::Vlan { parent, id } => LinkKind::Vlan {
-                    parent: renamed(parent),
-                    id: *id,
-                },
-                other => other.clone(),
-            },
-            ..link.clone()
+        .map(|row| BridgeVlan {
+            port: renamed(&row.port),
+            ..row.clone()
         })
         .collect();
-    let seen = |name: &str| links.iter().find(|link| link.name == name);
+    let trunks = {
+        let enslaved_here = |port: &str, bridge: &str| enslaved_by(&actions, port, bridge);
+        super::bridge_vlans::plan(spec, &links.observed, &table, &enslaved_here)
+    };
+    actions.extend(trunks);
+    raise(&links, bring_up, &mut actions);
+    actions.extend(l3_additions);
+    actions
+}
 
-    // What the document wants each link's controller to be.
-    let mut wanted_controller: Vec<(String, String)> = Vec::new();
-    for bond in &spec.bonds {
-        for member in &bond.members {
-            wanted_controller.push((member.to_string(), bond.name.to_string()));
+/// The observed links under the names they will have after this plan's renames, beside
+/// what the document wants of them: what every stage asks.
+struct Links<'a> {
+    spec: &'a NetworkSpec,
+    observed: Vec<Link>,
+    /// `(port, controller)`: the bond or vSwitch the document puts each port in.
+    wanted_controller: Vec<(String, String)>,
+    wanted_vlans: BTreeSet<(String, u16)>,
+}
+
+impl<'a> Links<'a> {
+    fn new(
+        spec: &'a NetworkSpec,
+        observed: &NetObserved,
+        renamed: &dyn Fn(&str) -> String,
+    ) -> Self {
+        let observed = observed
+            .links
+            .iter()
+            .map(|link| Link {
+                name: renamed(&link.name),
+                controller: link.controller.as_deref().map(renamed),
+                kind: match &link.kind {
+                    LinkKind::Vlan { parent, id } => LinkKind::Vlan {
+                        parent: renamed(parent),
+                        id: *id,
+                    },
+                    other => other.clone(),
+                },
+                ..link.clone()
+            })
+            .collect();
+        let mut wanted_controller: Vec<(String, String)> = Vec::new();
+        for bond in &spec.bonds {
+            for member in &bond.members {
+                wanted_controller.push((member.to_string(), bond.name.to_string()));
+            }
+        }
+        for vswitch in &spec.vswitches {
+            if let Some(uplink) = &vswitch.uplink {
+                wanted_controller.push((uplink.to_string(), vswitch.name.to_string()));
+            }
+        }
+        let wanted_vlans = spec
+            .vlans
+            .iter()
+            .map(|vlan| (vlan.parent.to_string(), vlan.id.get()))
+            .collect();
+        Self {
+            spec,
+            observed,
+            wanted_controller,
+            wanted_vlans,
         }
     }
-    for vswitch in &spec.vswitches {
-        if let Some(uplink) = &vswitch.uplink {
-            wanted_controller.push((uplink.to_string(), vswitch.name.to_string()));
-        }
+
+    fn seen(&self, name: &str) -> Option<&Link> {
+        self.observed.iter().find(|link| link.name == name)
     }
-    let controller_of = |name: &str| {
-        wanted_controller
+
+    fn controller_of(&self, name: &str) -> Option<&str> {
+        self.wanted_controller
             .iter()
             .find(|(port, _)| port == name)
-            .map(|(_, c)| c.clone())
-    };
+            .map(|(_, controller)| controller.as_str())
+    }
 
-    let bond_ok = |link: &Link, bond: &Bond| match &link.kind {
+    /// Whether an observed link stays as it is (links the planner does not manage always do).
+    fn keep(&self, link: &Link) -> bool {
+        let spec = self.spec;
+        match &link.kind {
+            LinkKind::Bond { .. } => spec
+                .bonds
+                .iter()
+                .any(|b| b.name.as_str() == link.name && bond_matches(link, b)),
+            LinkKind::Bridge { .. } => spec.vswitches.iter().any(|v| v.name.as_str() == link.name),
+            LinkKind::Vlan { parent, id } => {
+                self.wanted_vlans.contains(&(parent.clone(), *id))
+                    && spec.vlans.iter().any(|v| v.interface_name() == link.name)
+            }
+            LinkKind::Loopback | LinkKind::Physical { .. } | LinkKind::Tap | LinkKind::Other => {
+                true
+            }
+        }
+    }
+
+    /// A kept link named `name` that `ok` accepts.
+    fn exists(&self, name: &str, ok: &dyn Fn(&Link) -> bool) -> bool {
+        self.seen(name)
+            .is_some_and(|link| ok(link) && self.keep(link))
+    }
+
+    fn enslaved_already(&self, port: &str, controller: &str) -> bool {
+        self.seen(port)
+            .is_some_and(|l| self.keep(l) && l.controller.as_deref() == Some(controller))
+            && self.exists(controller, &|_| true)
+    }
+}
+
+/// An observed bond is the document's when its mode and LACP settings are (a change of
+/// either rebuilds it).
+fn bond_matches(link: &Link, bond: &Bond) -> bool {
+    match &link.kind {
         LinkKind::Bond {
             mode: Some(mode),
             lacp_rate,
@@ -458,38 +239,16 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
             None => true,
         },
         _ => false,
-    };
-    let wanted_vlans: BTreeSet<(String, u16)> = spec
-        .vlans
-        .iter()
-        .map(|vlan| (vlan.parent.to_string(), vlan.id.get()))
-        .collect();
-    let keep = |link: &Link| -> bool {
-        match &link.kind {
-            LinkKind::Bond { .. } => spec
-                .bonds
-                .iter()
-                .any(|b| b.name.as_str() == link.name && bond_ok(link, b)),
-            LinkKind::Bridge { .. } => spec.vswitches.iter().any(|v| v.name.as_str() == link.name),
-            LinkKind::Vlan { parent, id } => {
-                wanted_vlans.contains(&(parent.clone(), *id))
-                    && spec.vlans.iter().any(|v| v.interface_name() == link.name)
-            }
-            LinkKind::Loopback | LinkKind::Physical { .. } | LinkKind::Tap | LinkKind::Other => {
-                true
-            }
-        }
-    };
+    }
+}
 
-    // Addresses and the default route come off first: an interface about to go may carry
-    // them, and the undo puts them back only once the interface is rebuilt.
-    let (l3_removals, l3_additions) = plan_management(spec, &renamed, observed);
-    actions.extend(l3_removals);
-
-    // Tear down, from the top of the stack. A link leaves its controller before it is
-    // deleted (so that the undo puts it back there), and only links the planner manages
-    // (ports, bonds, VLANs, bridges) are moved out of a kept controller: a guest's tap
-    // stays on its vSwitch.
+/// Tears down, from the top of the stack: VLANs, then bridges, then bonds that are not
+/// wanted or not as wanted. A link leaves its controller before it is deleted (so that the
+/// undo puts it back there), and only links the planner manages (ports, bonds, VLANs,
+/// bridges) are moved out of a kept controller: a guest's tap stays on its vSwitch. A port
+/// enslaved to something that is not a bond or bridge we manage stays: it is not ours to
+/// move (and validation keeps the document from claiming it twice).
+fn tear_down(links: &Links<'_>, actions: &mut Vec<NetAction>) {
     let managed = |link: &Link| {
         !matches!(
             link.kind,
@@ -506,11 +265,12 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
         }
     };
     for link in links
+        .observed
         .iter()
-        .filter(|l| matches!(l.kind, LinkKind::Vlan { .. }) && !keep(l))
+        .filter(|l| matches!(l.kind, LinkKind::Vlan { .. }) && !links.keep(l))
     {
         if let Some(controller) = &link.controller {
-            release(&mut actions, &link.name, controller);
+            release(actions, &link.name, controller);
         }
         if let LinkKind::Vlan { parent, id } = &link.kind {
             actions.push(NetAction::DeleteVlan {
@@ -520,65 +280,68 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
         }
     }
     for controller_kind in [KindClass::Bridge, KindClass::Bond] {
-        for link in links.iter().filter(|l| controller_kind.matches(&l.kind)) {
-            let doomed = !keep(link);
+        for link in links
+            .observed
+            .iter()
+            .filter(|l| controller_kind.matches(&l.kind))
+        {
+            let doomed = !links.keep(link);
             for member in links
+                .observed
                 .iter()
                 .filter(|m| m.controller.as_deref() == Some(link.name.as_str()))
             {
                 let moves = managed(member)
-                    && controller_of(&member.name).as_deref() != Some(link.name.as_str());
-                if doomed || moves || !keep(member) {
-                    release(&mut actions, &member.name, &link.name);
+                    && links.controller_of(&member.name) != Some(link.name.as_str());
+                if doomed || moves || !links.keep(member) {
+                    release(actions, &member.name, &link.name);
                 }
             }
             if doomed {
                 if let Some(controller) = &link.controller {
-                    release(&mut actions, &link.name, controller);
+                    release(actions, &link.name, controller);
                 }
-                actions.push(match &link.kind {
-                    LinkKind::Bond {
-                        mode,
-                        miimon_ms,
-                        lacp_rate,
-                        xmit_hash_policy,
-                        ..
-                    } => NetAction::DeleteBond {
-                        name: link.name.clone(),
-                        mode: *mode,
-                        miimon_ms: *miimon_ms,
-                        lacp: match (mode, lacp_rate, xmit_hash_policy) {
-                            (Some(BondMode::Lacp), Some(rate), Some(hash)) => Some(LacpOptions {
-                                rate: *rate,
-                                hash: *hash,
-                            }),
-                            _ => None,
-                        },
-                    },
-                    _ => NetAction::DeleteBridge {
-                        name: link.name.clone(),
-                    },
-                });
+                actions.push(deletion(link));
             }
         }
     }
-    // A port enslaved to something that is not a bond or bridge we manage stays: it is not
-    // ours to move (and validation keeps the document from claiming it twice).
+}
 
-    let exists =
-        |name: &str, ok: &dyn Fn(&Link) -> bool| seen(name).is_some_and(|l| ok(l) && keep(l));
-    let enslaved_already = |port: &str, controller: &str| {
-        seen(port).is_some_and(|l| keep(l) && l.controller.as_deref() == Some(controller))
-            && exists(controller, &|_| true)
-    };
-    let mut bring_up: Vec<String> = Vec::new();
+/// The action that deletes an observed bond or bridge, carrying what its undo rebuilds.
+fn deletion(link: &Link) -> NetAction {
+    match &link.kind {
+        LinkKind::Bond {
+            mode,
+            miimon_ms,
+            lacp_rate,
+            xmit_hash_policy,
+            ..
+        } => NetAction::DeleteBond {
+            name: link.name.clone(),
+            mode: *mode,
+            miimon_ms: *miimon_ms,
+            lacp: match (mode, lacp_rate, xmit_hash_policy) {
+                (Some(BondMode::Lacp), Some(rate), Some(hash)) => Some(LacpOptions {
+                    rate: *rate,
+                    hash: *hash,
+                }),
+                _ => None,
+            },
+        },
+        _ => NetAction::DeleteBridge {
+            name: link.name.clone(),
+        },
+    }
+}
 
-    // Bonds and their members.
-    for bond in &spec.bonds {
+/// Bonds (created, or their link monitoring and primary set), their members enslaved.
+fn build_bonds(links: &Links<'_>, actions: &mut Vec<NetAction>, bring_up: &mut Vec<String>) {
+    for bond in &links.spec.bonds {
         let name = bond.name.to_string();
         let miimon = bond.miimon_ms.map_or(DEFAULT_MIIMON_MS, |m| m.get());
-        if exists(&name, &|l| bond_ok(l, bond)) {
-            if let Some(LinkKind::Bond { miimon_ms, .. }) = seen(&name).map(|l| &l.kind)
+        let as_wanted = links.exists(&name, &|l| bond_matches(l, bond));
+        if as_wanted {
+            if let Some(LinkKind::Bond { miimon_ms, .. }) = links.seen(&name).map(|l| &l.kind)
                 && *miimon_ms != miimon
             {
                 actions.push(NetAction::SetMiimon {
@@ -596,7 +359,7 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
             });
         }
         for member in &bond.members {
-            if !enslaved_already(member.as_str(), &name) {
+            if !links.enslaved_already(member.as_str(), &name) {
                 actions.push(NetAction::Enslave {
                     port: member.to_string(),
                     controller: name.clone(),
@@ -605,10 +368,8 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
             bring_up.push(member.to_string());
         }
         if bond.mode.has_primary() {
-            let observed_primary = match seen(&name).map(|l| &l.kind) {
-                Some(LinkKind::Bond { primary, .. }) if exists(&name, &|l| bond_ok(l, bond)) => {
-                    primary.clone()
-                }
+            let observed_primary = match links.seen(&name).map(|l| &l.kind) {
+                Some(LinkKind::Bond { primary, .. }) if as_wanted => primary.clone(),
                 _ => None,
             };
             let wanted = bond.primary.as_ref().map(ToString::to_string);
@@ -622,36 +383,43 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
         }
         bring_up.push(name);
     }
+}
 
+/// The document's VLAN interfaces on vSwitches (`on_vswitch`) or on ports and bonds.
+fn build_vlans(
+    links: &Links<'_>,
+    on_vswitch: bool,
+    actions: &mut Vec<NetAction>,
+    bring_up: &mut Vec<String>,
+) {
+    let spec = links.spec;
     let is_vswitch = |name: &str| spec.vswitches.iter().any(|v| v.name.as_str() == name);
-    let vlan_actions = |on_vswitch: bool,
-                        actions: &mut Vec<NetAction>,
-                        bring_up: &mut Vec<String>| {
-        for vlan in spec
-            .vlans
-            .iter()
-            .filter(|v| is_vswitch(v.parent.as_str()) == on_vswitch)
-        {
-            let name = vlan.interface_name();
-            let present = exists(
-                &name,
-                &|l| matches!(&l.kind, LinkKind::Vlan { parent, id } if parent == vlan.parent.as_str() && *id == vlan.id.get()),
-            );
-            if !present {
-                actions.push(NetAction::CreateVlan {
-                    parent: vlan.parent.to_string(),
-                    id: vlan.id.get(),
-                });
-            }
-            bring_up.push(vlan.parent.to_string());
-            bring_up.push(name);
+    for vlan in spec
+        .vlans
+        .iter()
+        .filter(|v| is_vswitch(v.parent.as_str()) == on_vswitch)
+    {
+        let name = vlan.interface_name();
+        let present = links.exists(
+            &name,
+            &|l| matches!(&l.kind, LinkKind::Vlan { parent, id } if parent == vlan.parent.as_str() && *id == vlan.id.get()),
+        );
+        if !present {
+            actions.push(NetAction::CreateVlan {
+                parent: vlan.parent.to_string(),
+                id: vlan.id.get(),
+            });
         }
-    };
-    vlan_actions(false, &mut actions, &mut bring_up);
+        bring_up.push(vlan.parent.to_string());
+        bring_up.push(name);
+    }
+}
 
-    for vswitch in &spec.vswitches {
+/// vSwitches: VLAN-filtering bridges, their uplinks enslaved.
+fn build_vswitches(links: &Links<'_>, actions: &mut Vec<NetAction>, bring_up: &mut Vec<String>) {
+    for vswitch in &links.spec.vswitches {
         let name = vswitch.name.to_string();
-        match seen(&name).filter(|l| keep(l)).map(|l| &l.kind) {
+        match links.seen(&name).filter(|l| links.keep(l)).map(|l| &l.kind) {
             Some(LinkKind::Bridge {
                 vlan_filtering: true,
             }) => {}
@@ -664,7 +432,7 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
             _ => actions.push(NetAction::CreateBridge { name: name.clone() }),
         }
         if let Some(uplink) = &vswitch.uplink {
-            if !enslaved_already(uplink.as_str(), &name) {
+            if !links.enslaved_already(uplink.as_str(), &name) {
                 actions.push(NetAction::Enslave {
                     port: uplink.to_string(),
                     controller: name.clone(),
@@ -674,27 +442,24 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
         }
         bring_up.push(name);
     }
-    vlan_actions(true, &mut actions, &mut bring_up);
-    let enslaved_here = |port: &str, bridge: &str| {
-        actions.iter().any(|action| {
-            matches!(action, NetAction::Enslave { port: p, controller }
-                if p == port && controller == bridge)
-        }) || actions
-            .iter()
-            .any(|action| matches!(action, NetAction::CreateBridge { name } if name == bridge))
-    };
-    let table: Vec<super::bridge_vlans::BridgeVlan> = observed
-        .bridge_vlans
-        .iter()
-        .map(|row| super::bridge_vlans::BridgeVlan {
-            port: renamed(&row.port),
-            ..row.clone()
-        })
-        .collect();
-    let trunks = super::bridge_vlans::plan(spec, &links, &table, &enslaved_here);
-    actions.extend(trunks);
+}
 
-    // Up, in build order, once each; links that will be created come up too.
+/// Whether this plan puts `port` on `bridge` (or creates the bridge, whose ports are then
+/// all new): nothing of theirs is observed yet.
+fn enslaved_by(actions: &[NetAction], port: &str, bridge: &str) -> bool {
+    actions.iter().any(|action| match action {
+        NetAction::Enslave {
+            port: p,
+            controller,
+        } => p == port && controller == bridge,
+        NetAction::CreateBridge { name } => name == bridge,
+        _ => false,
+    })
+}
+
+/// Up, in build order, once each: links that are down, that this plan creates, or that a
+/// bond releases (a bond closes a port it releases: observed up, it is down by then).
+fn raise(links: &Links<'_>, bring_up: Vec<String>, actions: &mut Vec<NetAction>) {
     let created: BTreeSet<String> = actions
         .iter()
         .filter_map(|action| match action {
@@ -707,18 +472,16 @@ pub fn plan(spec: &NetworkSpec, lan: &Lan, observed: &NetObserved) -> Vec<NetAct
         .collect();
     let mut raised = BTreeSet::new();
     for name in bring_up {
-        // A bond closes a port it releases: observed up, it is down by the time we get here.
         let released_port = actions.iter().any(|action| {
             matches!(action, NetAction::Release { port, controller }
-                if *port == name && seen(controller).is_some_and(|c| matches!(c.kind, LinkKind::Bond { .. })))
+                if *port == name && links.seen(controller).is_some_and(|c| matches!(c.kind, LinkKind::Bond { .. })))
         });
-        let down = created.contains(&name) || released_port || seen(&name).is_some_and(|l| !l.up);
+        let down =
+            created.contains(&name) || released_port || links.seen(&name).is_some_and(|l| !l.up);
         if down && raised.insert(name.clone()) {
             actions.push(NetAction::SetUp { name });
         }
     }
-    actions.extend(l3_additions);
-    actions
 }
 
 /// The management address's actions: `(removals, additions)`. Only hostd's own addresses

@@ -9,9 +9,10 @@
 
 use std::fmt;
 
-use super::bridge_vlans::{self, BridgeVlan, NATIVE_VLAN};
+use super::action::NetAction;
+use super::bridge_vlans::{self, NATIVE_VLAN};
+use super::observe::BridgeVlan;
 use super::observe::{LinkKind, NetObserved};
-use super::plan::NetAction;
 use crate::state::{InterfaceName, NetworkSpec, VlanId};
 
 /// What the guests subsystem asks for.

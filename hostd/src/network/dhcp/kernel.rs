@@ -72,7 +72,7 @@ pub async fn bind(
         lease.address, lease.prefix
     )))?;
     if let Some(router) = lease.routers.first() {
-        let mut message = l3::default_route_message(IpAddr::V4(*router), index);
+        let mut message = super::super::execute::default_route_message(IpAddr::V4(*router), index);
         message.header.protocol = RouteProtocol::Dhcp;
         handle
             .route()
@@ -101,7 +101,7 @@ pub async fn unbind(
         Err(error) => return Err(error),
     };
     if let Some(router) = lease.routers.first() {
-        let mut message = l3::default_route_message(IpAddr::V4(*router), index);
+        let mut message = super::super::execute::default_route_message(IpAddr::V4(*router), index);
         message.header.protocol = RouteProtocol::Dhcp;
         // Gone already when the address went first or expired: nothing to undo.
         let _ = handle.route().del(message).execute().await;

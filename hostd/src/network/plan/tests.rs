@@ -3,6 +3,7 @@
 use board_configs::LanPort;
 
 use super::*;
+use crate::plan::{Action, Undo};
 use crate::state::DesiredState;
 use crate::state::{LacpRate, XmitHashPolicy};
 
@@ -511,13 +512,13 @@ fn a_vswitch_made_before_vlan_filtering_gets_it_and_a_guest_vlan_reaches_its_upl
         }
     }
     observed.bridge_vlans = vec![
-        crate::network::bridge_vlans::BridgeVlan {
+        crate::network::observe::BridgeVlan {
             port: "tap-guest".into(),
             vid: 7,
             pvid: true,
             untagged: true,
         },
-        crate::network::bridge_vlans::BridgeVlan {
+        crate::network::observe::BridgeVlan {
             port: "bond0".into(),
             vid: 99,
             pvid: false,
