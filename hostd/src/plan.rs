@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! desired (validated) ─┐
-//!                      ├─► Planner::plan (pure) ─► [Action] ─► apply ─► Executor (syscalls…)
+//!                      ├─► plan (pure) ─► [Action] ─► apply ─► Executor (syscalls…)
 //! observed ────────────┘
 //! ```
 //!
-//! - A subsystem's [`Planner`] is a pure function, so what to create, change and remove, and in
-//!   which order, is unit-tested without root. [`diff_by_key`] is the comparison most
-//!   planners start from.
+//! - A subsystem's planner is a pure function (`hostname::plan`, `network::plan::plan`,
+//!   `storage::plan::plan`, `guests::plan`), so what to create, change and remove, and in
+//!   which order, is unit-tested without root. They take different inputs (the network's
+//!   needs the board's ports), so there is no planner trait: `system::plan` calls them in
+//!   the order they must run.
 //! - An [`Action`] is a value (like rtnetlink's message builders): it can be shown to the
 //!   admin before anything runs ([`describe`]), compared in tests, and it knows its own undo.
 //!   An action that removes something carries what it removes, so its undo can rebuild it.
@@ -20,7 +22,6 @@
 //! The executor's contract: an action that fails leaves no effect behind (it cleans up its
 //! own partial work), because the driver undoes only the actions that succeeded.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// One step a subsystem takes on the live system.
@@ -54,16 +55,6 @@ pub trait Executor<A> {
         let _ = report;
         self.execute(action)
     }
-}
-
-/// A subsystem's planner: what to do to get from `observed` to `desired`.
-pub trait Planner {
-    type Desired;
-    type Observed;
-    type Action: Action;
-
-    /// Pure: the same inputs give the same actions, in the order they must run.
-    fn plan(&self, desired: &Self::Desired, observed: &Self::Observed) -> Vec<Self::Action>;
 }
 
 /// The plan as the admin sees it before it runs: one numbered line per action.
@@ -182,64 +173,6 @@ where
         }
     }
     (rolled_back, failures)
-}
-
-/// What differs between two keyed collections, the start of most plans.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diff<'a, T> {
-    /// Desired, not observed: in desired order.
-    pub create: Vec<&'a T>,
-    /// Observed and desired under one key but different: `(observed, desired)`, in desired
-    /// order.
-    pub change: Vec<(&'a T, &'a T)>,
-    /// Observed, not desired: in observed order.
-    pub remove: Vec<&'a T>,
-}
-
-/// Compares `desired` with `observed`, matching items by `key`. Items equal in both are left
-/// out. A key that appears twice in one list counts once (its first item): validation keeps
-/// desired keys unique, and an observer reports each object once.
-pub fn diff_by_key<'a, T, K>(
-    desired: &'a [T],
-    observed: &'a [T],
-    key: impl Fn(&T) -> K,
-) -> Diff<'a, T>
-where
-    T: PartialEq,
-    K: Ord,
-{
-    let mut observed_by_key: BTreeMap<K, &T> = BTreeMap::new();
-    for item in observed {
-        observed_by_key.entry(key(item)).or_insert(item);
-    }
-    let mut desired_keys = BTreeSet::new();
-    let mut create = Vec::new();
-    let mut change = Vec::new();
-    for item in desired {
-        let item_key = key(item);
-        if desired_keys.contains(&item_key) {
-            continue;
-        }
-        match observed_by_key.get(&item_key) {
-            None => create.push(item),
-            Some(seen) if *seen != item => change.push((*seen, item)),
-            Some(_) => {}
-        }
-        desired_keys.insert(item_key);
-    }
-    let mut removed_keys = BTreeSet::new();
-    let mut remove = Vec::new();
-    for item in observed {
-        let item_key = key(item);
-        if !desired_keys.contains(&item_key) && removed_keys.insert(item_key) {
-            remove.push(item);
-        }
-    }
-    Diff {
-        create,
-        change,
-        remove,
-    }
 }
 
 #[cfg(test)]

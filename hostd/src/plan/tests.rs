@@ -2,7 +2,7 @@
 //! fake "kernel" that refuses anything inconsistent, so a rollback that undid the wrong thing
 //! fails loudly.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 
@@ -62,16 +62,13 @@ impl Action for BridgeAction {
     }
 }
 
+/// A made-up subsystem's planner, in the shape of the real ones.
 struct BridgePlanner;
 
-impl Planner for BridgePlanner {
-    type Desired = Vec<Bridge>;
-    type Observed = Vec<Bridge>;
-    type Action = BridgeAction;
-
+impl BridgePlanner {
     /// Tear down before building (a removed bridge may free a name a new one takes), then
     /// change, then create.
-    fn plan(&self, desired: &Vec<Bridge>, observed: &Vec<Bridge>) -> Vec<BridgeAction> {
+    fn plan(&self, desired: &[Bridge], observed: &[Bridge]) -> Vec<BridgeAction> {
         let diff = diff_by_key(desired, observed, |b| b.name.clone());
         let removals = diff.remove.into_iter().cloned().map(BridgeAction::Delete);
         let changes = diff
@@ -360,4 +357,58 @@ fn diff_by_key_keeps_input_order_and_counts_a_key_once() {
     assert_eq!(diff.create, vec![&desired[0]]);
     assert_eq!(diff.change, vec![(&observed[2], &desired[1])]);
     assert_eq!(diff.remove, vec![&observed[0], &observed[4]]);
+}
+
+/// What differs between two keyed collections, the start of most plans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Diff<'a, T> {
+    /// Desired, not observed: in desired order.
+    create: Vec<&'a T>,
+    /// Observed and desired under one key but different: `(observed, desired)`, in desired
+    /// order.
+    change: Vec<(&'a T, &'a T)>,
+    /// Observed, not desired: in observed order.
+    remove: Vec<&'a T>,
+}
+
+/// Compares `desired` with `observed`, matching items by `key`. Items equal in both are left
+/// out. A key that appears twice in one list counts once (its first item): validation keeps
+/// desired keys unique, and an observer reports each object once.
+fn diff_by_key<'a, T, K>(desired: &'a [T], observed: &'a [T], key: impl Fn(&T) -> K) -> Diff<'a, T>
+where
+    T: PartialEq,
+    K: Ord,
+{
+    let mut observed_by_key: BTreeMap<K, &T> = BTreeMap::new();
+    for item in observed {
+        observed_by_key.entry(key(item)).or_insert(item);
+    }
+    let mut desired_keys = BTreeSet::new();
+    let mut create = Vec::new();
+    let mut change = Vec::new();
+    for item in desired {
+        let item_key = key(item);
+        if desired_keys.contains(&item_key) {
+            continue;
+        }
+        match observed_by_key.get(&item_key) {
+            None => create.push(item),
+            Some(seen) if *seen != item => change.push((*seen, item)),
+            Some(_) => {}
+        }
+        desired_keys.insert(item_key);
+    }
+    let mut removed_keys = BTreeSet::new();
+    let mut remove = Vec::new();
+    for item in observed {
+        let item_key = key(item);
+        if !desired_keys.contains(&item_key) && removed_keys.insert(item_key) {
+            remove.push(item);
+        }
+    }
+    Diff {
+        create,
+        change,
+        remove,
+    }
 }
