@@ -73,6 +73,52 @@ pub struct Status {
     /// What needs an admin now (a degraded volume), one line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<String>,
+    /// What the last drift check found different from the committed document, and what
+    /// hostd did about each difference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftView>,
+    /// When hostd last compared the appliance with the document (seconds since 1970);
+    /// absent before the first check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_checked_unix: Option<u64>,
+}
+
+/// One difference between the appliance and the committed document, found by the drift
+/// check (after a netlink event or on its timer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftView {
+    /// `hostname`, `network` or `storage`.
+    pub subsystem: String,
+    /// The step that takes the appliance back to the document, as a plan shows it.
+    pub difference: String,
+    pub outcome: DriftOutcome,
+    /// Why it was only reported, or why correcting it failed; empty when corrected.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
+    /// When it was found (seconds since 1970).
+    pub seen_unix: u64,
+}
+
+/// What hostd did about a difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftOutcome {
+    /// Put back as the document says.
+    Corrected,
+    /// Left as it is, for the admin: see `why`.
+    Reported,
+    /// Correcting it failed and was undone: see `why`.
+    Failed,
+}
+
+impl DriftOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Corrected => "corrected",
+            Self::Reported => "reported",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// A successful apply.

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cairn_api::{self as api, Host1Proxy, HostError, Status};
+use cairn_api::{self as api, DriftOutcome, Host1Proxy, HostError, Status};
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
@@ -283,12 +283,73 @@ fn human_status(status: &Status) -> String {
     for alert in &status.alerts {
         text.push_str(&format!("\nALERT:        {alert}"));
     }
+    if let Some(checked) = status.drift_checked_unix {
+        text.push_str(&format!(
+            "\ndrift check:  {} UTC",
+            cairn_api::utc::readable(checked)
+        ));
+    }
+    for drift in &status.drift {
+        let label = match drift.outcome {
+            DriftOutcome::Corrected => "corrected:   ",
+            DriftOutcome::Reported => "DRIFT:       ",
+            DriftOutcome::Failed => "DRIFT:       ",
+        };
+        text.push_str(&format!(
+            "\n{label} {}: {} ({}, {} UTC)",
+            drift.subsystem,
+            drift.difference,
+            drift.outcome.as_str(),
+            cairn_api::utc::readable(drift.seen_unix)
+        ));
+        if !drift.why.is_empty() {
+            text.push_str(&format!("\n              why: {}", drift.why));
+        }
+    }
     text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_shows_what_differs_from_the_document_and_why_it_stays() {
+        let status = Status {
+            board: "qemu-x86_64".into(),
+            generation: 3,
+            persistence: true,
+            drift_checked_unix: Some(1_700_000_060),
+            drift: vec![
+                api::DriftView {
+                    subsystem: "storage".into(),
+                    difference: "mount volume tank at /volume1".into(),
+                    outcome: DriftOutcome::Reported,
+                    why: "storage is changed only by an apply or a storage job".into(),
+                    seen_unix: 1_700_000_000,
+                },
+                api::DriftView {
+                    subsystem: "network".into(),
+                    difference: "enslave lan2 to bond0".into(),
+                    outcome: DriftOutcome::Corrected,
+                    why: String::new(),
+                    seen_unix: 1_700_000_000,
+                },
+            ],
+            ..Status::default()
+        };
+        let text = human_status(&status);
+        let tail: Vec<&str> = text.lines().skip(4).collect();
+        assert_eq!(
+            tail,
+            [
+                "drift check:  2023-11-14 22:14:20 UTC",
+                "DRIFT:        storage: mount volume tank at /volume1 (reported, 2023-11-14 22:13:20 UTC)",
+                "              why: storage is changed only by an apply or a storage job",
+                "corrected:    network: enslave lan2 to bond0 (corrected, 2023-11-14 22:13:20 UTC)",
+            ]
+        );
+    }
 
     #[test]
     fn exit_codes_follow_the_error_kind() {

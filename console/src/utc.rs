@@ -1,6 +1,7 @@
 //! Seconds since 1970 as RFC 3339 UTC text, for the auth log's time stamps: Howard Hinnant's
-//! `civil_from_days` instead of a calendar crate. The same function as hostd's
-//! `utc::rfc3339`, copied (not imported) so the console does not link the daemon's library.
+//! `civil_from_days` instead of a calendar crate. The same function as cairn-api's
+//! `utc::rfc3339`, copied rather than imported: cairn-api would link zbus and serde into the
+//! console, which talks to no bus, for thirty lines.
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {

@@ -19,6 +19,7 @@
 //! operation fails with a [`CoreError`]; the API maps it to the wire, this module knows
 //! nothing of D-Bus.
 
+pub mod drift;
 pub mod engine;
 pub mod error;
 mod guest_ops;
@@ -203,6 +204,8 @@ pub struct Core<S: System, F: Filesystem = OsFilesystem> {
     persistent: bool,
     uptime: fn() -> Option<f64>,
     reconcile_error: Option<String>,
+    /// What the drift checks found (see `drift.rs`).
+    drift: drift::DriftRecord,
     /// The DHCP client, told after every apply and reconcile what the committed document
     /// asks; none in tests that do not need one.
     dhcp: Option<network::dhcp::DhcpHandle>,
@@ -229,6 +232,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
             persistent,
             uptime,
             reconcile_error: None,
+            drift: drift::DriftRecord::default(),
             dhcp: None,
         }
     }
@@ -269,6 +273,8 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 .map_or(0, |(generation, _)| generation.get()),
             persistence: self.persistent,
             reconcile_error: self.reconcile_error.clone(),
+            drift: self.drift.views(),
+            drift_checked_unix: self.drift.checked_unix,
         })
     }
 

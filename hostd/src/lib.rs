@@ -24,6 +24,7 @@
 
 pub mod api;
 pub mod core;
+pub mod drift_watch;
 pub mod error;
 pub mod guests;
 pub mod hostname;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use hostd::api::{self, HostApi};
 use hostd::core::Core;
 use hostd::core::engine::LiveEngine;
+use hostd::drift_watch;
 use hostd::guests::supervisor::{Environment, Supervisor};
 use hostd::guests::{host_cpu, layout};
 use hostd::log_file::{self, RotatingFile, SharedLogFile};
@@ -208,6 +209,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     let running = guests.clone();
     let engine = LiveEngine::new(std::sync::Arc::clone(&core), scrub_records)
         .with_running_guests(std::sync::Arc::new(move || running.active()));
+    let drift_engine = engine.clone();
     let host_api = HostApi::new(std::sync::Arc::new(engine), ring);
     let schedule_api = host_api.clone();
     connection
@@ -256,6 +258,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
         }
     });
     // After READY: a guest's boot must not hold up the appliance's.
+    spawn_drift_watch(drift_engine);
     let _restarter = guests.spawn_restarter();
     let autostart = {
         let guests = guests.clone();
@@ -419,4 +422,41 @@ fn guest_supervisor(board: &str, core: &api::SharedCore) -> Supervisor {
         env,
         std::sync::Arc::new(hostd::core::CoreOps(std::sync::Arc::clone(core))),
     )
+}
+
+/// The reconcile loop (`drift_watch.rs`): a drift check on netlink events and on a timer,
+/// each on a blocking thread (observing runs netlink through a runtime of its own).
+fn spawn_drift_watch(engine: LiveEngine) {
+    let events: std::pin::Pin<Box<dyn futures::Stream<Item = ()> + Send>> =
+        match drift_watch::netlink_events() {
+            Ok(events) => Box::pin(events),
+            Err(error) => {
+                tracing::warn!(
+                    "cannot listen for netlink events ({error}); drift is checked on the timer only"
+                );
+                Box::pin(futures::stream::empty())
+            }
+        };
+    tokio::spawn(drift_watch::run(
+        events,
+        drift_watch::PERIOD,
+        drift_watch::QUIET,
+        move || {
+            let engine = engine.clone();
+            async move {
+                match tokio::task::spawn_blocking(move || engine.check_drift()).await {
+                    Ok(Some(Ok(found))) => Some(found),
+                    Ok(Some(Err(error))) => {
+                        tracing::warn!("drift check failed: {}", hostd::error::chain(&error));
+                        None
+                    }
+                    Ok(None) => None,
+                    Err(error) => {
+                        tracing::error!("drift check did not finish: {error}");
+                        None
+                    }
+                }
+            }
+        },
+    ));
 }

@@ -12,6 +12,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::drift::DriftView;
 use super::storage_jobs::{self, SubvolumeOp, unix_now};
 use super::{Core, CoreError, Job, Jobs, Status, keeps_running_guests};
 use super::{run_apply, run_job};
@@ -152,6 +153,19 @@ impl<S: System + 'static, F: Filesystem + Send + 'static> LiveEngine<S, F> {
         // The registry forgets the oldest finished jobs itself; their handles go with them.
         let (job, _forgotten) = jobs.start(kind);
         Ok(job)
+    }
+
+    /// Runs a drift check (see `drift.rs`) unless an apply or a storage job is running: an
+    /// apply in its confirm window and a storage job both change the appliance on purpose.
+    /// `None` when it did not run.
+    pub fn check_drift(&self) -> Option<Result<Vec<DriftView>, CoreError>> {
+        {
+            let jobs = self.registry();
+            if jobs.running(APPLY_JOB).is_some() || jobs.running(STORAGE_JOB).is_some() {
+                return None;
+            }
+        }
+        Some(self.locked().check_drift(unix_now()))
     }
 
     fn start_apply(&self, desired: DesiredState) -> Result<Job, CoreError> {

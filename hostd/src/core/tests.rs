@@ -53,6 +53,8 @@ struct FakeInner {
     /// …and the job whose step is read back right after, into `steps_seen`.
     job: Option<Job>,
     steps_seen: Vec<String>,
+    /// The drives and mounts the double shows (none unless a test sets them).
+    storage: crate::storage::StorageObserved,
 }
 
 impl FakeBox {
@@ -117,7 +119,7 @@ impl System for FakeBox {
         Ok(Observed {
             hostname: self.hostname(),
             network: NetObserved::default(),
-            storage: crate::storage::StorageObserved::default(),
+            storage: self.lock().storage.clone(),
         })
     }
 
@@ -166,6 +168,8 @@ fn fresh_core_shows_generation_zero_and_the_empty_document() {
             persistence: true,
             reconcile_error: None,
             alerts: Vec::new(),
+            drift: Vec::new(),
+            drift_checked_unix: None,
         }
     );
 }
@@ -713,4 +717,5 @@ fn a_guest_with_nested_tables_joins_the_document_as_a_value() {
     );
 }
 
+mod drift;
 mod engine;
