@@ -140,6 +140,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_start_is_a_failure_with_its_step_and_a_refused_one_the_callers_mistake() {
+        use crate::guests::execute::LaunchError;
+        use crate::guests::plan::Refused;
+        let failed = HostError::from(GuestError::StartFailed {
+            name: "g1".into(),
+            source: LaunchError::ExitedAtOnce,
+        });
+        assert!(
+            matches!(&failed, HostError::ApplyFailed(m)
+                if m == r#"Guest "g1" did not start: cloud-hypervisor exited at once"#),
+            "{failed:?}"
+        );
+        assert!(!failed.is_bad_input());
+        let stopping = HostError::from(GuestError::from(Refused::ShuttingDown));
+        assert_eq!(stopping.name(), "org.cairn.Error.WrongState");
+        assert!(stopping.is_bad_input());
+    }
+
+    #[test]
     fn a_link_window_cancelled_is_cancelled_and_one_that_timed_out_failed() {
         let unconfirmed = |why| CoreError::Unconfirmed {
             why,

@@ -12,8 +12,9 @@
 //!
 //! Around them:
 //! - [`supervisor`]: the table and its state machine ([`lifecycle`]), the restart policy's
-//!   timers, autostart, adopt, stopping everything when hostd stops; [`view`]: what the API
-//!   shows; [`error`]: how a request fails.
+//!   timers, stopping everything when hostd stops; [`start_up`]: taking over the processes
+//!   that outlived a hostd restart, then autostart; [`view`]: what the API shows;
+//!   [`error`]: how a request fails.
 //! - [`vmm`]: cloud-hypervisor behind a trait; [`live_vmm`]: the real one, over
 //!   [`chv_api`] and [`api_client`] (its API, typed, over its unix socket).
 //! - [`core_services`]: what the guests ask of the core (definitions, subvolumes, taps).
@@ -39,6 +40,7 @@ pub mod lifecycle;
 pub mod live_vmm;
 pub mod observe;
 pub mod plan;
+pub mod start_up;
 pub mod supervisor;
 pub mod view;
 pub mod vm_config;
