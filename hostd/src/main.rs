@@ -16,7 +16,9 @@ use hostd::api::{self, HostApi};
 use hostd::core::Core;
 use hostd::core::engine::LiveEngine;
 use hostd::drift_watch;
+use hostd::guests::live_vmm::LiveVmm;
 use hostd::guests::supervisor::{Environment, Supervisor};
+use hostd::guests::vmm::Vmm;
 use hostd::guests::{host_cpu, layout};
 use hostd::log_file::{self, RotatingFile, SharedLogFile};
 use hostd::log_ring::{self, LogRing};
@@ -397,12 +399,12 @@ fn guest_supervisor(board: &str, core: &api::SharedCore) -> Supervisor {
         .guests
         .clone();
     let cgroup_root = std::path::Path::new("/sys/fs/cgroup");
+    let vmm = LiveVmm::new(layout::CLOUD_HYPERVISOR);
     let env = Environment {
-        cloud_hypervisor: layout::CLOUD_HYPERVISOR.into(),
         firmware: layout::HYPERVISOR_FW.into(),
         run_dir: layout::RUN_DIR.into(),
         rules,
-        host: host_cpu::observe_host(),
+        machine: host_cpu::observe_machine(),
         cgroups: cgroup_root
             .join("cgroup.controllers")
             .exists()
@@ -410,9 +412,9 @@ fn guest_supervisor(board: &str, core: &api::SharedCore) -> Supervisor {
     };
     tracing::info!(
         "guests: {} MiB of RAM, {} threads; cloud-hypervisor {}",
-        env.host.memory_mib,
-        env.host.threads,
-        if env.cloud_hypervisor.exists() {
+        env.machine.memory_mib,
+        env.machine.threads,
+        if vmm.installed() {
             "present"
         } else {
             "not in this image"
@@ -421,6 +423,7 @@ fn guest_supervisor(board: &str, core: &api::SharedCore) -> Supervisor {
     Supervisor::new(
         env,
         std::sync::Arc::new(hostd::core::CoreOps(std::sync::Arc::clone(core))),
+        std::sync::Arc::new(vmm),
     )
 }
 

@@ -10,7 +10,7 @@
 
 use crate::core::{CoreError, LinkWait};
 use crate::error::chain;
-use crate::guests::supervisor::GuestError;
+use crate::guests::error::GuestError;
 use crate::jobs::NotRunning;
 use crate::network::taps::TapError;
 
@@ -83,13 +83,17 @@ impl From<GuestError> for HostError {
     fn from(error: GuestError) -> Self {
         let text = chain(&error);
         match error {
-            GuestError::Core(core) => Self::from(core),
+            // The core is the only implementation of the guests' `CoreServices` in hostd,
+            // so its answer is a `CoreError`; anything else (a test double) is a failure.
+            GuestError::Core(service) => match service.downcast_ref::<CoreError>() {
+                Some(core) => Self::from(core),
+                None => Self::ApplyFailed(text),
+            },
             GuestError::NotFound(_) => Self::NotFound(text),
             GuestError::WrongState { .. } | GuestError::ShuttingDown => Self::WrongState(text),
             GuestError::Refused(_) => Self::Refused(text),
             GuestError::Files { .. } => Self::Invalid(text),
             GuestError::NoHypervisor(_)
-            | GuestError::Spawn { .. }
             | GuestError::Api { .. }
             | GuestError::StartFailed { .. }
             | GuestError::Unfinished(_) => Self::ApplyFailed(text),
@@ -106,6 +110,7 @@ impl From<NotRunning> for HostError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guests::core_services::ServiceError;
 
     #[test]
     fn a_volume_that_is_not_mounted_reaches_a_guest_client_as_not_found() {
@@ -113,7 +118,7 @@ mod tests {
             volume: "tank".into(),
             path: "/mnt/volumes/0".into(),
         };
-        let error = HostError::from(GuestError::from(not_mounted));
+        let error = HostError::from(GuestError::from(ServiceError::new(not_mounted)));
         assert!(
             matches!(&error, HostError::NotFound(m)
                 if m == "Volume tank is not mounted at /mnt/volumes/0 (see `cairnctl status` and `cairnctl storage volume`)"),
@@ -121,15 +126,36 @@ mod tests {
         );
         assert!(error.is_bad_input());
         assert_eq!(error.name(), "org.cairn.Error.NotFound");
-        let unknown = HostError::from(GuestError::from(CoreError::NoSuchVolume {
-            name: "pool".into(),
-            known: vec!["tank".into()],
-        }));
+        let unknown = HostError::from(GuestError::from(ServiceError::new(
+            CoreError::NoSuchVolume {
+                name: "pool".into(),
+                known: vec!["tank".into()],
+            },
+        )));
         assert!(
             matches!(&unknown, HostError::NotFound(m)
                 if m == r#"There is no volume "pool" in the committed document (it has: tank)"#),
             "{unknown:?}"
         );
+    }
+
+    #[test]
+    fn a_failed_start_is_a_failure_with_its_step_and_a_refused_one_the_callers_mistake() {
+        use crate::guests::execute::LaunchError;
+        use crate::guests::plan::Refused;
+        let failed = HostError::from(GuestError::StartFailed {
+            name: "g1".into(),
+            source: LaunchError::ExitedAtOnce,
+        });
+        assert!(
+            matches!(&failed, HostError::ApplyFailed(m)
+                if m == r#"Guest "g1" did not start: cloud-hypervisor exited at once"#),
+            "{failed:?}"
+        );
+        assert!(!failed.is_bad_input());
+        let stopping = HostError::from(GuestError::from(Refused::ShuttingDown));
+        assert_eq!(stopping.name(), "org.cairn.Error.WrongState");
+        assert!(stopping.is_bad_input());
     }
 
     #[test]

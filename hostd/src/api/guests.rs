@@ -11,8 +11,10 @@
 use std::time::Duration;
 
 use super::{HostError, SharedCore};
-use crate::guests::supervisor::look;
-use crate::guests::supervisor::{Control, GuestError, Supervisor};
+use crate::guests::action::Control;
+use crate::guests::error::GuestError;
+use crate::guests::observe::file_kind;
+use crate::guests::supervisor::Supervisor;
 
 pub use cairn_api::{GUESTS_INTERFACE, Guests1Proxy};
 
@@ -60,7 +62,7 @@ impl GuestsApi {
     /// generation.
     async fn create(&self, guest: &str) -> Result<u64, HostError> {
         let guest = guest.to_string();
-        self.blocking(move |core| core.add_guest(&guest, &look))
+        self.blocking(move |core| core.add_guest(&guest, &file_kind))
             .await
     }
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use super::{Core, CoreError, SharedCore};
 use crate::error::chain;
+use crate::guests::core_services::{CoreServices, ServiceError};
 use crate::guests::layout;
-use crate::guests::supervisor::HostOps;
-use crate::guests::vm_config::{self, Found};
+use crate::guests::vm_config::{self, FileKind};
 use crate::network::taps::TapError;
 use crate::state::{DesiredState, GuestSpec, ObjectName};
 use crate::storage::subvolumes::Volume as Subvolumes;
@@ -40,12 +40,12 @@ impl<S: System, F: Filesystem> Core<S, F> {
     /// as a new generation; returns it. The guest is parsed on its own and pushed onto the
     /// committed document as a value, which is then validated as a whole: refused, with
     /// every wrong field, when it would not validate, or when a file it names is not there
-    /// (`look` says what is at a path; its subvolume's files are looked for on `volume`,
-    /// which must be mounted).
+    /// (`file_kind` says what kind of file is at a path; its subvolume's files are looked
+    /// for on `volume`, which must be mounted).
     pub fn add_guest(
         &mut self,
         guest: &str,
-        look: &dyn Fn(&std::path::Path) -> Found,
+        file_kind: &dyn Fn(&std::path::Path) -> FileKind,
     ) -> Result<u64, CoreError> {
         let mut desired: DesiredState = self.current()?.map(|(_, s)| s).unwrap_or_default();
         let spec = GuestSpec::from_toml(guest, desired.guests.len())?;
@@ -56,7 +56,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
             Some(volume) => Some(self.guest_subvolume_path(volume.as_str(), spec.name.as_str())?),
             None => None,
         };
-        vm_config::resolve(spec, subvolume.as_deref(), look)
+        vm_config::resolve(spec, subvolume.as_deref(), file_kind)
             .map_err(|problems| CoreError::GuestFiles { problems })?;
         let generation = self.store.commit(&desired)?;
         tracing::info!(%generation, "committed a new desired state (guest {} added)", spec.name);
@@ -157,22 +157,30 @@ pub fn keeps_running_guests(desired: &DesiredState, active: Vec<String>) -> Resu
     }
 }
 
-/// The supervisor's view of the core: the live core behind its lock.
+/// The core's services to the guests: the live core behind its lock. A core error reaches
+/// the guests whole, so the wire gives it its own kind.
 pub struct CoreOps(pub SharedCore);
 
-impl HostOps for CoreOps {
-    fn guests(&self) -> Result<Vec<GuestSpec>, CoreError> {
-        self.0.blocking_lock().committed_guests()
+impl CoreServices for CoreOps {
+    fn guests(&self) -> Result<Vec<GuestSpec>, ServiceError> {
+        self.0
+            .blocking_lock()
+            .committed_guests()
+            .map_err(ServiceError::new)
     }
 
-    fn subvolume(&self, volume: &str, guest: &str) -> Result<PathBuf, CoreError> {
-        self.0.blocking_lock().guest_subvolume(volume, guest)
+    fn subvolume(&self, volume: &str, guest: &str) -> Result<PathBuf, ServiceError> {
+        self.0
+            .blocking_lock()
+            .guest_subvolume(volume, guest)
+            .map_err(ServiceError::new)
     }
 
-    fn attach_tap(&self, tap: &str, vswitch: &str, vlan: Option<u16>) -> Result<(), CoreError> {
+    fn attach_tap(&self, tap: &str, vswitch: &str, vlan: Option<u16>) -> Result<(), ServiceError> {
         self.0
             .blocking_lock()
             .attach_tap(tap, vswitch, vlan)
             .map(drop)
+            .map_err(ServiceError::new)
     }
 }

@@ -670,7 +670,7 @@ fn a_guest_with_nested_tables_joins_the_document_as_a_value() {
             "version = 1\n\n[[network.vswitches]]\nname = \"priv\"\n",
         ))
         .expect("commit");
-    let everything_is_there = |_: &std::path::Path| crate::guests::vm_config::Found::File;
+    let everything_is_there = |_: &std::path::Path| crate::guests::vm_config::FileKind::File;
     let guest = "name = \"g1\"\nvcpus = 1\nmemory_mib = 128\n\n[boot]\nkernel = \"/k\"\n\n[[nics]]\nvswitch = \"priv\"\n";
     assert_eq!(core.add_guest(guest, &everything_is_there), Ok(2));
     let guests = core.committed_guests().expect("guests");
@@ -702,7 +702,7 @@ fn a_guest_with_nested_tables_joins_the_document_as_a_value() {
             .starts_with("guests[1].vcpus: invalid type"),
         "{invalid}"
     );
-    let nothing_there = |_: &std::path::Path| crate::guests::vm_config::Found::Missing;
+    let nothing_there = |_: &std::path::Path| crate::guests::vm_config::FileKind::Missing;
     let missing = core
         .add_guest(&guest.replace("g1", "g2"), &nothing_there)
         .expect_err("no kernel");

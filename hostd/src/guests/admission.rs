@@ -1,4 +1,4 @@
-//! Admission: may this guest start now? Pure functions of the board's rules, the host's
+//! Admission: may this guest start now? Pure functions of the board's rules, the machine's
 //! size and the guests already running.
 //!
 //! The white paper's rules (board-configs `GuestRules` holds the numbers per model):
@@ -19,9 +19,9 @@ use std::fmt;
 use board_configs::GuestRules;
 use serde::Serialize;
 
-/// The host as admission sees it.
+/// The machine's size as admission sees it (the host's RAM and threads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Host {
+pub struct Machine {
     /// RAM the kernel manages (MemTotal), in MiB.
     pub memory_mib: u64,
     /// Hardware threads (logical CPUs), numbered 0 to `threads - 1`.
@@ -208,7 +208,7 @@ fn used_mib(rules: &GuestRules, running: &[Demand]) -> u64 {
 /// memory (the first failing rule is the refusal).
 pub fn admit(
     rules: &GuestRules,
-    host: Host,
+    machine: Machine,
     running: &[Demand],
     new: &Demand,
 ) -> Result<(), Refusal> {
@@ -223,11 +223,11 @@ pub fn admit(
     let ratio = rules.vcpus_per_thread;
     let taken = reserved_by(running);
     for thread in &new.reserved_threads {
-        if *thread >= host.threads {
+        if *thread >= machine.threads {
             return Err(Refusal::NoSuchThread {
                 name: name(),
                 thread: *thread,
-                last: host.threads.saturating_sub(1),
+                last: machine.threads.saturating_sub(1),
             });
         }
         if let Some(by) = taken.get(thread) {
@@ -240,7 +240,7 @@ pub fn admit(
     }
     let reserved_after =
         u32::try_from(taken.len() + new.reserved_threads.len()).unwrap_or(u32::MAX);
-    let shared_threads = host.threads.saturating_sub(reserved_after);
+    let shared_threads = machine.threads.saturating_sub(reserved_after);
     let limit = shared_threads.saturating_mul(ratio);
     let used = shared_vcpus(running);
     if new.reserved_threads.is_empty() {
@@ -277,8 +277,8 @@ pub fn admit(
             });
         }
     }
-    let reserve_mib = host_reserve_mib(rules, host.memory_mib);
-    let free_mib = host
+    let reserve_mib = host_reserve_mib(rules, machine.memory_mib);
+    let free_mib = machine
         .memory_mib
         .saturating_sub(reserve_mib)
         .saturating_sub(used_mib(rules, running));
@@ -288,7 +288,7 @@ pub fn admit(
             name: name(),
             cost,
             free_mib,
-            total_mib: host.memory_mib,
+            total_mib: machine.memory_mib,
             reserve_mib,
             running: running.len(),
         });
@@ -300,18 +300,18 @@ pub use cairn_api::guests::{Capacity, Fits};
 
 pub fn capacity(
     rules: &GuestRules,
-    host: Host,
+    machine: Machine,
     running: &[Demand],
     size: Option<(u32, u64)>,
 ) -> Capacity {
-    let reserve = host_reserve_mib(rules, host.memory_mib);
+    let reserve = host_reserve_mib(rules, machine.memory_mib);
     let guests = used_mib(rules, running);
-    let free = host
+    let free = machine
         .memory_mib
         .saturating_sub(reserve)
         .saturating_sub(guests);
     let reserved: Vec<u32> = reserved_by(running).into_keys().collect();
-    let shared_threads = host
+    let shared_threads = machine
         .threads
         .saturating_sub(u32::try_from(reserved.len()).unwrap_or(u32::MAX));
     let limit = shared_threads.saturating_mul(rules.vcpus_per_thread);
@@ -336,11 +336,11 @@ pub fn capacity(
         }
     });
     Capacity {
-        memory_mib: host.memory_mib,
+        memory_mib: machine.memory_mib,
         host_reserve_mib: reserve,
         guests_mib: guests,
         free_mib: free,
-        threads: host.threads,
+        threads: machine.threads,
         reserved_threads: reserved,
         vcpus_per_thread: rules.vcpus_per_thread,
         shared_vcpus_used: used,
@@ -380,7 +380,7 @@ mod tests {
         }
     }
 
-    const BIG: Host = Host {
+    const BIG: Machine = Machine {
         memory_mib: 16 * GIB,
         threads: 8,
     };
@@ -403,14 +403,17 @@ mod tests {
 
     #[test]
     fn memory_exactly_at_the_limit_fits_and_one_mib_more_does_not() {
-        let host = Host {
+        let machine = Machine {
             memory_mib: 8 * GIB,
             threads: 4,
         };
         // 8 GiB ≤ 15 GiB: reserve 1536. Free 8192 - 1536 = 6656 = memory + 250 + 80.
         let exact = 6656 - 250 - 80;
-        assert_eq!(admit(&rules(2), host, &[], &guest("a", 1, exact)), Ok(()));
-        let over = admit(&rules(2), host, &[], &guest("a", 1, exact + 1));
+        assert_eq!(
+            admit(&rules(2), machine, &[], &guest("a", 1, exact)),
+            Ok(())
+        );
+        let over = admit(&rules(2), machine, &[], &guest("a", 1, exact + 1));
         assert!(
             matches!(over, Err(Refusal::Memory { free_mib: 6656, .. })),
             "{over:?}"
@@ -432,26 +435,26 @@ mod tests {
 
     #[test]
     fn vcpu_overcommit_ratio_2_and_4() {
-        let host = Host {
+        let machine = Machine {
             memory_mib: 64 * GIB,
             threads: 4,
         };
         let running = vec![guest("a", 6, 512)];
         // Ratio 2: 4 threads × 2 = 8; 6 running + 2 fits, + 3 does not.
         assert_eq!(
-            admit(&rules(2), host, &running, &guest("b", 2, 512)),
+            admit(&rules(2), machine, &running, &guest("b", 2, 512)),
             Ok(())
         );
         assert_eq!(
-            admit(&rules(2), host, &running, &guest("b", 3, 512)).map_err(|r| r.to_string()),
+            admit(&rules(2), machine, &running, &guest("b", 3, 512)).map_err(|r| r.to_string()),
             Err(r#"cannot start "b": needs 3 vCPUs, 6 of 8 shared vCPUs in use (4 unreserved threads × 2 vCPUs per thread)"#.into())
         );
         // Ratio 4: 16.
         assert_eq!(
-            admit(&rules(4), host, &running, &guest("b", 10, 512)),
+            admit(&rules(4), machine, &running, &guest("b", 10, 512)),
             Ok(())
         );
-        assert!(admit(&rules(4), host, &running, &guest("b", 11, 512)).is_err());
+        assert!(admit(&rules(4), machine, &running, &guest("b", 11, 512)).is_err());
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! The host's size as admission counts it, and each guest's cgroup for its CPU weight.
-//! Paths are parameters, so tests feed fixtures.
+//! The machine's size ([`Machine`]) as admission counts it, and each guest's cgroup for its
+//! CPU weight. Paths are parameters, so tests feed fixtures.
 
 use std::path::{Path, PathBuf};
 
-use super::admission::Host;
+use super::admission::Machine;
 
 /// MemTotal from `/proc/meminfo`, in MiB: what the kernel manages (installed RAM minus
 /// firmware and kernel reservations), which is what guests and host share.
@@ -16,7 +16,7 @@ pub fn mem_total_mib(meminfo: &str) -> Option<u64> {
 }
 
 /// The running host: RAM from `/proc/meminfo`, threads the kernel has online.
-pub fn observe_host() -> Host {
+pub fn observe_machine() -> Machine {
     let memory_mib = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| mem_total_mib(&text))
@@ -24,7 +24,7 @@ pub fn observe_host() -> Host {
     let threads = std::thread::available_parallelism()
         .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
         .unwrap_or(1);
-    Host {
+    Machine {
         memory_mib,
         threads,
     }

@@ -21,9 +21,9 @@ pub struct Resolved {
     pub initramfs: Option<PathBuf>,
 }
 
-/// What the filesystem says about a path.
+/// What kind of file is at a path (as the filesystem says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Found {
+pub enum FileKind {
     Missing,
     File,
     BlockDevice,
@@ -36,7 +36,7 @@ pub enum Found {
 pub fn resolve(
     spec: &GuestSpec,
     subvolume: Option<&Path>,
-    look: &dyn Fn(&Path) -> Found,
+    file_kind: &dyn Fn(&Path) -> FileKind,
 ) -> Result<Resolved, Vec<String>> {
     let mut errors = Vec::new();
     let name = spec.name.as_str();
@@ -78,14 +78,14 @@ pub fn resolve(
         ),
     };
     for (field, path, size) in wanted {
-        match (look(&path), size) {
-            (Found::File | Found::BlockDevice, _) => {}
-            (Found::Missing, Some(size)) => create.push((path, size)),
-            (Found::Missing, None) => errors.push(format!(
+        match (file_kind(&path), size) {
+            (FileKind::File | FileKind::BlockDevice, _) => {}
+            (FileKind::Missing, Some(size)) => create.push((path, size)),
+            (FileKind::Missing, None) => errors.push(format!(
                 "{name}.{field}: {} does not exist (expected a raw disk image or a block device; give size_mib to have hostd create an empty one)",
                 path.display()
             )),
-            (Found::Other, _) => errors.push(format!(
+            (FileKind::Other, _) => errors.push(format!(
                 "{name}.{field}: {} is not a file or a block device",
                 path.display()
             )),
@@ -93,7 +93,7 @@ pub fn resolve(
     }
     for (field, path) in [("boot.kernel", &kernel), ("boot.initramfs", &initramfs)] {
         if let Some(path) = path
-            && look(path) != Found::File
+            && file_kind(path) != FileKind::File
         {
             errors.push(format!("{name}.{field}: {} is not a file", path.display()));
         }
@@ -204,11 +204,11 @@ mod tests {
         }
     }
 
-    fn look(path: &Path) -> Found {
+    fn file_kind(path: &Path) -> FileKind {
         match path.to_str() {
-            Some("/volume1/vm-web/root.img" | "/k" | "/i") => Found::File,
-            Some("/dev/disk/by-id/ssd") => Found::BlockDevice,
-            _ => Found::Missing,
+            Some("/volume1/vm-web/root.img" | "/k" | "/i") => FileKind::File,
+            Some("/dev/disk/by-id/ssd") => FileKind::BlockDevice,
+            _ => FileKind::Missing,
         }
     }
 
@@ -217,7 +217,8 @@ mod tests {
         let spec = spec(
             "name = \"web\"\nvcpus = 2\nmemory_mib = 256\nvolume = \"tank\"\nreserved_threads = [1]\nnics = [{ vswitch = \"vmnet\", mac = \"52:54:00:00:00:01\" }]\ndisks = [{ file = \"root.img\" }, { file = \"data.img\", size_mib = 64 }, { path = \"/dev/disk/by-id/ssd\", readonly = true }]\nboot = { kernel = \"/k\", initramfs = \"/i\", cmdline = \"console=ttyS0\" }\n",
         );
-        let resolved = resolve(&spec, Some(Path::new("/volume1/vm-web")), &look).expect("resolves");
+        let resolved =
+            resolve(&spec, Some(Path::new("/volume1/vm-web")), &file_kind).expect("resolves");
         assert_eq!(
             resolved.create,
             [(PathBuf::from("/volume1/vm-web/data.img"), 64)]
@@ -252,7 +253,7 @@ mod tests {
             "name = \"web\"\nvcpus = 1\nmemory_mib = 256\nvolume = \"tank\"\ndisks = [{ file = \"gone.img\" }]\n",
         );
         assert_eq!(
-            resolve(&spec, Some(Path::new("/volume1/vm-web")), &look),
+            resolve(&spec, Some(Path::new("/volume1/vm-web")), &file_kind),
             Err(vec!["web.disks[0]: /volume1/vm-web/gone.img does not exist (expected a raw disk image or a block device; give size_mib to have hostd create an empty one)".to_string()])
         );
     }
@@ -262,7 +263,7 @@ mod tests {
         let spec = spec(
             "name = \"web\"\nvcpus = 1\nmemory_mib = 256\ndisks = [{ path = \"/dev/disk/by-id/ssd\" }]\n",
         );
-        let resolved = resolve(&spec, None, &look).expect("resolves");
+        let resolved = resolve(&spec, None, &file_kind).expect("resolves");
         let config = vm_config(
             &spec,
             &resolved,
@@ -273,7 +274,7 @@ mod tests {
         assert_eq!(config.payload.kernel, None);
         let nothing = spec_without_disks();
         assert_eq!(
-            resolve(&nothing, None, &look),
+            resolve(&nothing, None, &file_kind),
             Err(vec![
                 "web: nothing to boot (expected boot.kernel, or a disk for the firmware to boot)"
                     .to_string()
