@@ -43,22 +43,6 @@ pub const VOLATILE_SCRUB_RECORDS: &str = "/run/cairn/storage/scrub";
 /// With one: beside the desired state, so a reboot keeps results and the schedule's count.
 pub const PERSISTENT_SCRUB_RECORDS: &str = "/config/storage/scrub";
 
-/// Runs `work` on the core on a blocking thread: observing the box uses netlink through a
-/// runtime of its own, which must not run inside the bus's.
-pub(crate) async fn on_core<T: Send + 'static, E: Send + 'static>(
-    core: &SharedCore,
-    work: impl FnOnce(&mut LiveCore) -> Result<T, E> + Send + 'static,
-) -> Result<T, HostError>
-where
-    HostError: From<E>,
-{
-    let core = Arc::clone(core);
-    tokio::task::spawn_blocking(move || work(&mut core.blocking_lock()))
-        .await
-        .map_err(|error| HostError::unfinished(&error))?
-        .map_err(HostError::from)
-}
-
 /// The `org.cairn.Host1` object: each method parses its arguments, calls the [`Engine`] and
 /// maps the answer. Clones share the engine and the set of published job objects: the scrub
 /// schedule holds one to publish its jobs the same way.

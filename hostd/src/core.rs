@@ -22,6 +22,7 @@
 pub mod drift;
 pub mod engine;
 pub mod error;
+pub mod guest_admin;
 mod guest_ops;
 pub mod storage_jobs;
 mod storage_membership;

@@ -226,7 +226,13 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
         .object_server()
         .at(
             api::OBJECT_PATH,
-            api::guests::GuestsApi::new(std::sync::Arc::clone(&core), guests.clone()),
+            api::guests::GuestsApi::new(
+                hostd::core::guest_admin::GuestAdmin::new(
+                    std::sync::Arc::clone(&core),
+                    guests.clone(),
+                ),
+                guests.clone(),
+            ),
         )
         .await
         .map_err(|source| StartError::Serve {

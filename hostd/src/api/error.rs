@@ -8,6 +8,7 @@
 //! on one line ([`chain`]), except for a refused document, whose path-level messages come one
 //! per line.
 
+use crate::core::guest_admin::GuestAdminError;
 use crate::core::{CoreError, LinkWait};
 use crate::error::chain;
 use crate::guests::error::GuestError;
@@ -73,6 +74,16 @@ impl From<&CoreError> for HostError {
                 | TapError::VSwitchMissing(_)
                 | TapError::NotATap(_) => Self::Invalid(text),
             },
+        }
+    }
+}
+
+impl From<GuestAdminError> for HostError {
+    fn from(error: GuestAdminError) -> Self {
+        match error {
+            GuestAdminError::Core(core) => Self::from(core),
+            GuestAdminError::Guest(guest) => Self::from(guest),
+            GuestAdminError::Unfinished(join) => Self::unfinished(&join),
         }
     }
 }

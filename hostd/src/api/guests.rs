@@ -10,33 +10,24 @@
 
 use std::time::Duration;
 
-use super::{HostError, SharedCore};
+use super::HostError;
+use crate::core::guest_admin::GuestAdmin;
 use crate::guests::action::Control;
-use crate::guests::error::GuestError;
-use crate::guests::observe::file_kind;
 use crate::guests::supervisor::Supervisor;
 
 pub use cairn_api::{GUESTS_INTERFACE, Guests1Proxy};
 
+/// The `org.cairn.Guests1` object: definitions through [`GuestAdmin`], lifecycle through the
+/// supervisor.
 #[derive(Debug)]
 pub struct GuestsApi {
-    core: SharedCore,
+    admin: GuestAdmin,
     supervisor: Supervisor,
 }
 
 impl GuestsApi {
-    pub fn new(core: SharedCore, supervisor: Supervisor) -> Self {
-        Self { core, supervisor }
-    }
-
-    async fn blocking<T: Send + 'static, E: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut super::LiveCore) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, HostError>
-    where
-        HostError: From<E>,
-    {
-        super::on_core(&self.core, work).await
+    pub fn new(admin: GuestAdmin, supervisor: Supervisor) -> Self {
+        Self { admin, supervisor }
     }
 }
 
@@ -61,30 +52,13 @@ impl GuestsApi {
     /// document would not validate or a file it names does not exist. Returns the
     /// generation.
     async fn create(&self, guest: &str) -> Result<u64, HostError> {
-        let guest = guest.to_string();
-        self.blocking(move |core| core.add_guest(&guest, &file_kind))
-            .await
+        Ok(self.admin.create(guest).await?)
     }
 
     /// Removes a stopped guest from the document; with `remove_disks` its subvolume (and
     /// every file in it) too. Its ports on the vSwitches are deleted.
     async fn delete(&self, name: &str, remove_disks: bool) -> Result<u64, HostError> {
-        let state = self.supervisor.state(name);
-        if state.is_active() {
-            return Err(GuestError::WrongState {
-                name: name.to_string(),
-                state,
-                wanted: "stop it before deleting it (cairnctl vm stop)",
-            }
-            .into());
-        }
-        let owned = name.to_string();
-        let generation = self
-            .blocking(move |core| core.delete_guest(&owned, remove_disks))
-            .await?;
-        self.supervisor.forget(name)?;
-        tracing::info!("guest {name} deleted");
-        Ok(generation)
+        Ok(self.admin.delete(name, remove_disks).await?)
     }
 
     /// Starts a guest; returns when it runs. Returns the state.
