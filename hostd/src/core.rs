@@ -41,7 +41,7 @@ use crate::error::{ByText, chain};
 use crate::jobs;
 use crate::network;
 use crate::plan::{self, Executor, describe};
-use crate::state::{DesiredState, Invalid, Management};
+use crate::state::{DesiredState, Invalid, Management, Validated};
 use crate::storage::{self, view::StorageView};
 use crate::store::{Filesystem, Generation, OsFilesystem, StateStore};
 use crate::system::{self, System, SystemAction};
@@ -76,7 +76,7 @@ impl<S: System, F: Filesystem> CoreAccess<S, F> for &tokio::sync::Mutex<Core<S, 
 /// registry still keeps a second apply out. Each look at the link takes the core briefly.
 pub fn run_apply<S: System, F: Filesystem>(
     mut core: impl CoreAccess<S, F>,
-    desired: &DesiredState,
+    desired: &Validated<DesiredState>,
     job: &Job,
 ) -> Result<Applied, CoreError> {
     match core.with(|core| core.act(desired, job))? {
@@ -307,7 +307,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
         Ok(describe_plan(
             current
                 .as_ref()
-                .map(|(generation, state)| (*generation, state)),
+                .map(|(generation, state)| (*generation, &**state)),
             &desired,
             &actions,
         ))
@@ -338,20 +338,24 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     /// The document of a kept generation, for a rollback (which is an apply of it).
-    pub fn generation(&self, generation: u64) -> Result<DesiredState, CoreError> {
+    pub fn generation(&self, generation: u64) -> Result<Validated<DesiredState>, CoreError> {
         Ok(self.store.read_generation(Generation::new(generation))?)
     }
 
     /// Applies a validated document as one transaction (see the module's comment), reporting
     /// progress on `job`: [`run_apply`] over this core, held throughout.
-    pub fn apply(&mut self, desired: &DesiredState, job: &Job) -> Result<Applied, CoreError> {
+    pub fn apply(
+        &mut self,
+        desired: &Validated<DesiredState>,
+        job: &Job,
+    ) -> Result<Applied, CoreError> {
         run_apply(self, desired, job)
     }
 
-    /// The apply up to the safe apply's confirm window: validate, observe, plan, commit,
-    /// act (undoing and restoring on a failure or a cancel).
-    fn act(&mut self, desired: &DesiredState, job: &Job) -> Result<Acted, CoreError> {
-        desired.validate()?;
+    /// The apply up to the safe apply's confirm window: check against the board, observe,
+    /// plan, commit, act (undoing and restoring on a failure or a cancel). The document was
+    /// validated when it was made.
+    fn act(&mut self, desired: &Validated<DesiredState>, job: &Job) -> Result<Acted, CoreError> {
         self.check_board(desired)?;
         job.progress(0, "observing the box");
         let observed = self.system.observe()?;
@@ -495,7 +499,8 @@ impl<S: System, F: Filesystem> Core<S, F> {
         let document = DesiredState {
             network,
             ..DesiredState::default()
-        };
+        }
+        .validated()?;
         let generation = self.store.commit(&document)?;
         tracing::info!(%generation, "first boot: the Default VM Network is {description}");
         Ok(Some(description))
@@ -515,7 +520,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
         } else {
             let back = match marker.back_to {
                 Some(generation) => self.store.rollback(generation)?,
-                None => self.store.commit(&DesiredState::default())?,
+                None => self.store.commit(&Validated::default())?,
             };
             let from = current.map_or_else(|| "none".to_string(), |g| g.to_string());
             tracing::warn!(
@@ -612,7 +617,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
         }
         let back = match previous {
             Some(generation) => self.store.rollback(generation),
-            None => self.store.commit(&DesiredState::default()),
+            None => self.store.commit(&Validated::default()),
         };
         match back {
             Ok(generation) => Restored::Back(generation),
@@ -630,7 +635,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
         }
     }
 
-    fn current(&self) -> Result<Option<(Generation, DesiredState)>, CoreError> {
+    fn current(&self) -> Result<Option<(Generation, Validated<DesiredState>)>, CoreError> {
         Ok(self.store.current()?)
     }
 }

@@ -37,7 +37,7 @@ pub use filesystem::{Filesystem, OsFilesystem};
 pub use memory_fs::MemoryFs;
 pub use unconfirmed::Unconfirmed;
 
-use crate::state::{DesiredState, FieldError, Invalid};
+use crate::state::{DesiredState, FieldError, Invalid, Validated};
 
 /// Generations kept under `history/`. A document is a few KiB and the config partition has
 /// hundreds of MiB, so the bound is about how far back an admin plausibly wants to step, not
@@ -144,8 +144,6 @@ pub enum StoreError {
         #[source]
         cause: Invalid,
     },
-    #[error("Refusing to store an invalid desired state")]
-    Invalid(#[source] Invalid),
     #[error("Generation {generation} is not in the history (kept: {kept})")]
     UnknownGeneration {
         generation: Generation,
@@ -200,12 +198,12 @@ impl<F: Filesystem> StateStore<F> {
     }
 
     /// The committed document and its generation; `None` before the first commit.
-    pub fn current(&self) -> Result<Option<(Generation, DesiredState)>> {
+    pub fn current(&self) -> Result<Option<(Generation, Validated<DesiredState>)>> {
         let path = self.state_path();
         let Some(text) = self.read_text(&path)? else {
             return Ok(None);
         };
-        let state = DesiredState::from_toml(&text).map_err(|cause| StoreError::Corrupt {
+        let state = DesiredState::parse(&text).map_err(|cause| StoreError::Corrupt {
             path: path.clone(),
             cause,
         })?;
@@ -220,10 +218,9 @@ impl<F: Filesystem> StateStore<F> {
         Ok(Some((generation, state)))
     }
 
-    /// Validates and stores `state` as the next generation; when this returns, the new
-    /// generation is durable.
-    pub fn commit(&mut self, state: &DesiredState) -> Result<Generation> {
-        state.validate().map_err(StoreError::Invalid)?;
+    /// Stores `state` as the next generation; when this returns, the new generation is
+    /// durable.
+    pub fn commit(&mut self, state: &Validated<DesiredState>) -> Result<Generation> {
         let generation = Generation(self.newest_generation()?.map_or(1, |g| g.0 + 1));
         let text = render(generation, (self.clock)(), state);
         self.write_atomically(&self.dir, STATE_FILE, &text)?;
@@ -255,7 +252,7 @@ impl<F: Filesystem> StateStore<F> {
     }
 
     /// The document of a kept generation.
-    pub fn read_generation(&self, generation: Generation) -> Result<DesiredState> {
+    pub fn read_generation(&self, generation: Generation) -> Result<Validated<DesiredState>> {
         let path = self.history_dir().join(history_name(generation));
         let Some(text) = self.read_text(&path)? else {
             let kept: Vec<String> = self
@@ -272,7 +269,7 @@ impl<F: Filesystem> StateStore<F> {
                 },
             });
         };
-        DesiredState::from_toml(&text).map_err(|cause| StoreError::Corrupt { path, cause })
+        DesiredState::parse(&text).map_err(|cause| StoreError::Corrupt { path, cause })
     }
 
     /// Commits the document of generation `to` again, as a new generation, which it returns.
@@ -308,7 +305,7 @@ impl<F: Filesystem> StateStore<F> {
             None => {
                 // Not written by hostd. If it is valid, it becomes the next generation; if not,
                 // it stays as it is and `current` reports why.
-                if let Ok(state) = DesiredState::from_toml(&text) {
+                if let Ok(state) = DesiredState::parse(&text) {
                     let generation = self.commit(&state)?;
                     tracing::info!(%generation, "adopted a state.toml written by hand");
                 }

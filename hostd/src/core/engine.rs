@@ -17,7 +17,7 @@ use super::storage_jobs::{self, SubvolumeOp, unix_now};
 use super::{Core, CoreError, Job, Jobs, Status, keeps_running_guests};
 use super::{run_apply, run_job};
 use crate::network::view::NetView;
-use crate::state::DesiredState;
+use crate::state::{DesiredState, Validated};
 use crate::storage::scrub_records::{ScrubRecords, Trigger};
 use crate::storage::subvolumes::SubvolumeEntry;
 use crate::storage::view::StorageView;
@@ -168,7 +168,7 @@ impl<S: System + 'static, F: Filesystem + Send + 'static> LiveEngine<S, F> {
         Some(self.locked().check_drift(unix_now()))
     }
 
-    fn start_apply(&self, desired: DesiredState) -> Result<Job, CoreError> {
+    fn start_apply(&self, desired: Validated<DesiredState>) -> Result<Job, CoreError> {
         keeps_running_guests(&desired, (self.running_guests)())?;
         let job = self.register(APPLY_JOB, |job| CoreError::ApplyBusy { job })?;
         let core = Arc::clone(&self.core);
@@ -211,7 +211,7 @@ impl<S: System + 'static, F: Filesystem + Send + 'static> Engine for LiveEngine<
     }
 
     fn config_apply(&self, document: &str) -> Result<Job, CoreError> {
-        let desired = DesiredState::from_toml(document)?;
+        let desired = DesiredState::parse(document)?;
         self.start_apply(desired)
     }
 

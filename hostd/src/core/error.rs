@@ -220,10 +220,9 @@ pub enum WatchedError {
 }
 
 impl From<StoreError> for CoreError {
-    /// A refused document and an unknown generation are the caller's; the rest the store's.
+    /// An unknown generation is the caller's; the rest the store's.
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Invalid(invalid) => Self::Refused(invalid),
             StoreError::UnknownGeneration { generation, kept } => {
                 Self::UnknownGeneration { generation, kept }
             }

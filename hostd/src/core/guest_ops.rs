@@ -20,7 +20,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
     pub fn committed_guests(&self) -> Result<Vec<GuestSpec>, CoreError> {
         Ok(self
             .current()?
-            .map(|(_, state)| state.guests)
+            .map(|(_, state)| state.into_inner().guests)
             .unwrap_or_default())
     }
 
@@ -28,9 +28,12 @@ impl<S: System, F: Filesystem> Core<S, F> {
     /// validating the whole), as a new generation. Guests act on nothing at commit time:
     /// the supervisor starts and stops them.
     fn commit_guests(&mut self, guests: Vec<GuestSpec>) -> Result<u64, CoreError> {
-        let mut desired: DesiredState = self.current()?.map(|(_, s)| s).unwrap_or_default();
+        let mut desired: DesiredState = self
+            .current()?
+            .map(|(_, s)| s.into_inner())
+            .unwrap_or_default();
         desired.guests = guests;
-        desired.validate()?;
+        let desired = desired.validated()?;
         let generation = self.store.commit(&desired)?;
         tracing::info!(%generation, "committed a new desired state (guests changed)");
         Ok(generation.get())
@@ -47,10 +50,13 @@ impl<S: System, F: Filesystem> Core<S, F> {
         guest: &str,
         file_kind: &dyn Fn(&std::path::Path) -> FileKind,
     ) -> Result<u64, CoreError> {
-        let mut desired: DesiredState = self.current()?.map(|(_, s)| s).unwrap_or_default();
+        let mut desired: DesiredState = self
+            .current()?
+            .map(|(_, s)| s.into_inner())
+            .unwrap_or_default();
         let spec = GuestSpec::from_toml(guest, desired.guests.len())?;
         desired.guests.push(spec);
-        desired.validate()?;
+        let desired = desired.validated()?;
         let spec = desired.guests.last().expect("just pushed");
         let subvolume = match &spec.volume {
             Some(volume) => Some(self.guest_subvolume_path(volume.as_str(), spec.name.as_str())?),

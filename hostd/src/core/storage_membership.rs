@@ -5,7 +5,7 @@
 use super::storage_ops::{member_layer, new_drive};
 use super::{Core, CoreError};
 use crate::error::ByText;
-use crate::state::DrivePath;
+use crate::state::{DesiredState, DrivePath};
 use crate::storage::execute::run_tool;
 use crate::storage::membership::{
     Addition, Removal, parse_device_usage, parse_raw_used, removal_refusal, space_refusal,
@@ -139,7 +139,10 @@ impl<S: System, F: Filesystem> Core<S, F> {
         what: &str,
         change: impl FnOnce(&mut Vec<DrivePath>),
     ) -> Result<u64, CoreError> {
-        let mut desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
+        let mut desired: DesiredState = self
+            .current()?
+            .map(|(_, state)| state.into_inner())
+            .unwrap_or_default();
         let spec = desired
             .storage
             .volumes
@@ -150,6 +153,7 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 known: Vec::new(),
             })?;
         change(&mut spec.drives);
+        let desired = desired.validated()?;
         let generation = self.store.commit(&desired)?;
         tracing::info!(%generation, "volume {volume}: {what} in the document");
         Ok(generation.get())

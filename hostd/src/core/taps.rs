@@ -33,7 +33,10 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 })
                 .transpose()?,
         };
-        let spec = self.current()?.map(|(_, s)| s.network).unwrap_or_default();
+        let spec = self
+            .current()?
+            .map(|(_, s)| s.into_inner().network)
+            .unwrap_or_default();
         let observed = self.system.observe()?;
         let actions = taps::plan_attach(&request, &spec, &observed.network)?;
         let done = self.run_net(&actions)?;
@@ -43,7 +46,10 @@ impl<S: System, F: Filesystem> Core<S, F> {
 
     /// Deletes a guest's tap and the uplink VLANs only it needed.
     pub fn detach_tap(&mut self, tap: &str) -> Result<Vec<String>, CoreError> {
-        let spec = self.current()?.map(|(_, s)| s.network).unwrap_or_default();
+        let spec = self
+            .current()?
+            .map(|(_, s)| s.into_inner().network)
+            .unwrap_or_default();
         let observed = self.system.observe()?;
         let actions = taps::plan_detach(tap, &spec, &observed.network)?;
         let done = self.run_net(&actions)?;

@@ -145,8 +145,8 @@ fn core() -> (Core<FakeBox, MemoryFs>, FakeBox) {
     (core_over(MemoryFs::new(), fake.clone()), fake)
 }
 
-fn doc(text: &str) -> DesiredState {
-    DesiredState::from_toml(text).expect("a valid document")
+fn doc(text: &str) -> Validated<DesiredState> {
+    DesiredState::parse(text).expect("a valid document")
 }
 
 fn apply(core: &mut Core<FakeBox, MemoryFs>, text: &str) -> Result<Applied, CoreError> {
@@ -158,7 +158,7 @@ fn fresh_core_shows_generation_zero_and_the_empty_document() {
     let (core, _) = core();
     let (generation, text) = core.show().expect("show");
     assert_eq!(generation, 0);
-    assert_eq!(doc(&text), DesiredState::default());
+    assert_eq!(doc(&text), Validated::default());
     assert_eq!(
         core.status().expect("status"),
         Status {
@@ -283,7 +283,7 @@ fn a_failed_first_apply_leaves_the_empty_document() {
     let (mut core, fake) = core();
     fake.lock().refuse = Some("nas1".into());
     apply(&mut core, GOOD).expect_err("refused by the box");
-    assert_eq!(doc(&core.show().expect("show").1), DesiredState::default());
+    assert_eq!(doc(&core.show().expect("show").1), Validated::default());
     assert_eq!(fake.hostname(), "cairn");
 }
 
@@ -511,7 +511,7 @@ fn an_unconfirmed_first_apply_goes_back_to_the_empty_document() {
     );
     assert_eq!(
         after.generation(2).expect("generation"),
-        DesiredState::default()
+        Validated::default()
     );
 }
 

@@ -12,8 +12,10 @@
 //!    the VLAN on that bond as pointing at nothing.
 //!
 //! Every error of passes 2 and 3 is reported, each as `path: what is wrong (what is right)`.
-//! The validated [`DesiredState`] is what planners consume; its fields are public so tests and
-//! the API can build one, and [`DesiredState::validate`] re-runs pass 3 on such a value. The
+//! The validated [`DesiredState`] is what planners consume; its fields are public so tests can
+//! build one. What the store commits and an apply acts on is a [`Validated`] document, made
+//! only by [`DesiredState::parse`] or [`DesiredState::validated`] (which re-runs pass 3 on a
+//! value built or edited in code), so nothing downstream validates again. The
 //! validated types only serialise (to write the document back); reading always goes through
 //! the document layer, whose every table has `deny_unknown_fields`.
 
@@ -23,6 +25,7 @@ mod guests;
 mod management;
 mod network;
 mod storage;
+mod validated;
 mod values;
 
 #[cfg(test)]
@@ -39,6 +42,7 @@ pub use guests::{
 pub use management::{IpPrefix, Management};
 pub use network::{Bond, BondMode, LacpRate, NetworkSpec, VSwitch, Vlan, XmitHashPolicy};
 pub use storage::{Cache, CacheMode, PARITY_RISK, Profile, StorageSpec, Volume};
+pub use validated::Validated;
 pub use values::{
     AutostartDelaySeconds, AutostartOrder, CpuWeight, DiskSizeMib, GuestFile, ThreadIndex,
 };
