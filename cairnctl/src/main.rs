@@ -52,7 +52,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Board, uptime, desired-state generation and whether it persists.
+    #[command(flatten)]
+    Bus(BusCommand),
+    /// Print a shell completion script.
+    Completions { shell: Shell },
+}
+
+/// The commands that ask hostd, over the bus.
+#[derive(Debug, Subcommand)]
+enum BusCommand {
+    /// Board, uptime, desired-state generation, whether it persists, and drift from it.
     Status,
     /// The board's configuration.
     Board,
@@ -74,8 +83,6 @@ enum Command {
     Job(JobCommand),
     /// hostd's recent log (this boot; older boots are in /config/logs/hostd.log*).
     Log(log::LogArgs),
-    /// Print a shell completion script.
-    Completions { shell: Shell },
 }
 
 /// The process exit codes.
@@ -181,11 +188,11 @@ fn main() -> ExitCode {
             );
             Ok(())
         }
-        _ => tokio::runtime::Builder::new_current_thread()
+        Command::Bus(command) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(CtlError::Runtime)
-            .and_then(|runtime| runtime.block_on(run(&cli))),
+            .and_then(|runtime| runtime.block_on(run(&cli, command))),
     };
     match result {
         Ok(()) => ExitCode::from(Exit::Ok as u8),
@@ -196,14 +203,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: &Cli) -> Result<(), CtlError> {
+async fn run(cli: &Cli, command: &BusCommand) -> Result<(), CtlError> {
     // Files first: a bad path is the caller's mistake whether or not hostd is up.
-    let document = match &cli.command {
-        Command::Config(command) => command.document()?,
+    let document = match command {
+        BusCommand::Config(command) => command.document()?,
         _ => None,
     };
     let mut builder = zbus::connection::Builder::address(cli.bus_address.as_str());
-    if let Command::Vm(_) = &cli.command {
+    if let BusCommand::Vm(_) = command {
         // A stop waits up to its --timeout (at most 600 s) for the guest, then forces it.
         builder = builder.method_timeout(VM_METHOD_TIMEOUT);
     }
@@ -221,8 +228,8 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
     let host = Host1Proxy::new(&connection)
         .await
         .map_err(|error| CtlError::Host(HostError::ZBus(error)))?;
-    let out = match &cli.command {
-        Command::Status => {
+    let out = match command {
+        BusCommand::Status => {
             let text = host.status().await?;
             if cli.json {
                 text
@@ -231,7 +238,7 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
                 human_status(&status)
             }
         }
-        Command::Board => {
+        BusCommand::Board => {
             let text = host.board().await?;
             if cli.json {
                 text
@@ -241,18 +248,17 @@ async fn run(cli: &Cli) -> Result<(), CtlError> {
                 serde_json::to_string_pretty(&value).expect("a JSON value prints")
             }
         }
-        Command::Config(command) => {
+        BusCommand::Config(command) => {
             config::run(&connection, &host, command, document.as_deref(), cli.json).await?
         }
-        Command::Net(command) => net::run(&host, command, cli.json).await?,
-        Command::Storage(command) => storage::run(&connection, &host, command, cli.json).await?,
-        Command::Vm(command) => vm::run(&connection, command, cli.json).await?,
-        Command::Job(command) => job::run(&connection, &host, command, cli.json).await?,
-        Command::Log(args) => {
+        BusCommand::Net(command) => net::run(&host, command, cli.json).await?,
+        BusCommand::Storage(command) => storage::run(&connection, &host, command, cli.json).await?,
+        BusCommand::Vm(command) => vm::run(&connection, command, cli.json).await?,
+        BusCommand::Job(command) => job::run(&connection, &host, command, cli.json).await?,
+        BusCommand::Log(args) => {
             log::run(&host, args, cli.json).await?;
             return Ok(());
         }
-        Command::Completions { .. } => unreachable!("handled without a bus"),
     };
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (`| head`) is not an error worth reporting.
@@ -388,7 +394,9 @@ mod tests {
         assert!(cli.json);
         assert!(matches!(
             cli.command,
-            Command::Config(ConfigCommand::Rollback { generation: 3 })
+            Command::Bus(BusCommand::Config(ConfigCommand::Rollback {
+                generation: 3
+            }))
         ));
     }
 }

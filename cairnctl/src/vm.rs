@@ -274,14 +274,6 @@ pub async fn run(
     command: &VmCommand,
     as_json: bool,
 ) -> Result<String, CtlError> {
-    if let VmCommand::Console { name } = command {
-        // Blocking terminal I/O: on a thread of its own.
-        let name = name.clone();
-        return tokio::task::spawn_blocking(move || console(&name))
-            .await
-            .map_err(|error| CtlError::Console(std::io::Error::other(error.to_string())))?
-            .map(|()| String::new());
-    }
     let guests = Guests1Proxy::new(connection)
         .await
         .map_err(|error| CtlError::Host(HostError::ZBus(error)))?;
@@ -352,7 +344,14 @@ pub async fn run(
                 render_capacity(&capacity, *vcpus, *memory)
             }
         }
-        VmCommand::Console { .. } => unreachable!("handled above"),
+        VmCommand::Console { name } => {
+            // Blocking terminal I/O: on a thread of its own.
+            let name = name.clone();
+            tokio::task::spawn_blocking(move || console(&name))
+                .await
+                .map_err(|error| CtlError::Console(std::io::Error::other(error.to_string())))??;
+            String::new()
+        }
     })
 }
 

@@ -52,7 +52,10 @@ fn drift_behind_hostd_s_back_is_put_back_and_reported() -> Result<()> {
     );
     // The timer is 60 s: a correction within 30 s came from the event.
     let took = wait_until_restored(&mut app, Duration::from_secs(30))?;
-    eprintln!("drift put back {:.1} s after the change", took.as_secs_f64());
+    eprintln!(
+        "drift put back {:.1} s after the change",
+        took.as_secs_f64()
+    );
 
     let status = app.shell("cairnctl status")?;
     for expected in [
@@ -75,7 +78,8 @@ fn drift_behind_hostd_s_back_is_put_back_and_reported() -> Result<()> {
         "{json}"
     );
     // Nothing is left to do: a plan of the committed document is empty.
-    let plan = app.shell("cairnctl config show > /tmp/now.toml && cairnctl config plan /tmp/now.toml")?;
+    let plan =
+        app.shell("cairnctl config show > /tmp/now.toml && cairnctl config plan /tmp/now.toml")?;
     ensure!(plan.contains("No changes"), "{plan}");
     app.finish();
     Ok(())
