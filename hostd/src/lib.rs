@@ -34,6 +34,7 @@ pub mod log_ring;
 pub mod mounts;
 pub mod network;
 pub mod plan;
+pub mod start_phases;
 pub mod state;
 pub mod storage;
 pub mod store;

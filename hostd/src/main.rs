@@ -23,6 +23,7 @@ use hostd::guests::{host_cpu, layout};
 use hostd::log_file::{self, RotatingFile, SharedLogFile};
 use hostd::log_ring::{self, LogRing};
 use hostd::mounts;
+use hostd::start_phases::{PhaseClock, StartPhase};
 use hostd::store::StateStore;
 use hostd::system::{LiveSystem, System};
 use tokio::signal::unix::{SignalKind, signal};
@@ -109,8 +110,10 @@ fn main() -> ExitCode {
         &std::fs::read_to_string("/proc/mounts").unwrap_or_default(),
         mounts::CONFIG_MOUNT,
     );
+    let clock = PhaseClock::default();
     let ring = LogRing::new(log_ring::DEFAULT_CAPACITY);
     init_logging(&ring, persistent);
+    clock.enter(StartPhase::Logging);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -121,7 +124,7 @@ fn main() -> ExitCode {
             return Exit::StartFailed.into();
         }
     };
-    match runtime.block_on(run(persistent, ring)) {
+    match runtime.block_on(run(persistent, ring, clock)) {
         Ok(exit) => exit.into(),
         Err(error) => {
             tracing::error!("{}", hostd::error::chain(&error));
@@ -130,12 +133,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
+async fn run(persistent: bool, ring: LogRing, clock: PhaseClock) -> Result<Exit, StartError> {
     // Handlers first: a SIGTERM from here on is seen, not fatal.
     let mut terminate = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
     let board = std::env::var("CAIRN_BOARD").unwrap_or_else(|_| "unknown".to_string());
 
+    clock.enter(StartPhase::Store);
     let dir = if persistent {
         PERSISTENT_STATE_DIR
     } else {
@@ -163,6 +167,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
         // Only when there are volumes to mount, so other boots do not pay for it. Quiet for
         // 1 s: SCSI scans report a disk every few ms; 10 s: what init's own READY deadline
         // leaves after coldplug.
+        clock.enter(StartPhase::Drives);
         if core.has_volumes() {
             hostd::storage::wait_for_drives(
                 &hostd::storage::DrivePaths::default(),
@@ -175,6 +180,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
                 &hostd::storage::bcache::Sysfs::default(),
             );
         }
+        clock.enter(StartPhase::Reconcile);
         if let Err(error) = core.first_boot() {
             tracing::error!(
                 "cannot set up the Default VM Network on this first boot: {}",
@@ -202,6 +208,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
     let core = std::sync::Arc::new(tokio::sync::Mutex::new(core));
     let guests = guest_supervisor(&board, &core);
 
+    clock.enter(StartPhase::Bus);
     let connection = connect(BUS_CONNECT_DEADLINE).await?;
     let scrub_records = hostd::storage::scrub_records::ScrubRecords::new(if persistent {
         api::PERSISTENT_SCRUB_RECORDS
@@ -254,6 +261,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
         api::OBJECT_PATH
     );
     report_ready().map_err(StartError::Ready)?;
+    clock.enter(StartPhase::Background);
     let schedule_connection = connection.clone();
     tokio::spawn(async move {
         let mut rounds = tokio::time::interval(SCRUB_SCHEDULE_PERIOD);
@@ -292,6 +300,7 @@ async fn run(persistent: bool, ring: LogRing) -> Result<Exit, StartError> {
             Exit::BusLost
         }
     };
+    clock.enter(StartPhase::Stop);
     // Guests first, while the network and volumes they use are still there: power button,
     // then a kill for what has not stopped within GUEST_STOP_TIMEOUT (init waits 90 s).
     autostart.abort();
