@@ -1,6 +1,7 @@
 //! The core over an in-memory store and a recording double of the box. The storage jobs
 //! over the double's storage tools are in `tests/storage.rs`.
 
+mod fake_tools;
 mod storage;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -59,7 +60,7 @@ struct FakeInner {
     /// The drives, the mounts and a log of every storage command: a recording double of
     /// the storage tools, which also holds what the box's storage observes (a command such
     /// as `btrfs device add` changes it).
-    tools: Arc<storage::FakeTools>,
+    tools: Arc<fake_tools::FakeTools>,
 }
 
 impl FakeBox {
