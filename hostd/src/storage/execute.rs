@@ -2,9 +2,11 @@
 //! multi-device Btrfs filesystem: libbtrfsutil covers subvolumes only, and the kernel has no
 //! mkfs), and mount(2) for the rest.
 //!
-//! Everything in `storage/` that changes the box is here or below: [`cache`] (bcache and
-//! md), [`subvolumes`] (libbtrfsutil), [`tools`] (the live [`StorageTools`] the core's
-//! storage jobs run on) and `watched` (long btrfs commands).
+//! What changes the drives is here or below: [`cache`] (bcache and md), [`subvolumes`]
+//! (libbtrfsutil), [`tools`] (the live [`StorageTools`] the core's storage jobs run on) and
+//! `watched` (long btrfs commands). Two neighbours act too, and say so: `activate.rs`
+//! (start-up, what udev would do) and the sysfs writes of `bcache.rs`, which this module
+//! and `activate.rs` share.
 //!
 //! [`StorageTools`]: crate::storage::tools::StorageTools
 

@@ -8,9 +8,10 @@
 //! - [`plan`]: pure: what the document asks that the drives refuse, and the actions (with
 //!   the SSD cache's half in `plan/cache.rs`). Imports only `state`, [`observe`],
 //!   [`action`] and [`signature`]'s types.
-//! - [`execute`]: the only room that changes the box: mkfs.btrfs and mount(2), bcache and
+//! - [`execute`]: the room that changes the drives: mkfs.btrfs and mount(2), bcache and
 //!   md (`execute/cache.rs`), libbtrfsutil (`execute/subvolumes.rs`) and the live
-//!   [`tools::StorageTools`] (`execute/tools.rs`).
+//!   [`tools::StorageTools`] (`execute/tools.rs`). Outside it only start-up's
+//!   [`activate`] acts, with [`bcache`]'s sysfs writes.
 //!
 //! Beside them:
 //! - [`tool`]: running one program, and [`StorageError`].
