@@ -34,7 +34,10 @@ commands=(
   "debugfs|e2fsprogs"                  # reads a guest's ext4 disk in the guests test
   "sfdisk|fdisk"                       # cross-checks the GPT reader
   "cpio|cpio"                          # cross-checks the newc writer
-  "unshare|util-linux"                 # hostd's root-only tests run in a fresh network namespace
+  "unshare|util-linux"                 # hostd's root-only tests run in a fresh network/mount namespace
+  "losetup|mount"                      # hostd's mount-namespace tests back their drives with loop devices
+  "mkfs.btrfs|btrfs-progs"             # hostd's mount-namespace tests: the executor makes real volumes
+  "btrfs|btrfs-progs"                  # …and the live storage tools scrub and measure them
   "dpkg-deb|dpkg"                      # unpacks the guest's Debian packages in qemu-tests
   "tar|tar"
   "xz|xz-utils"                        # decompresses guest kernel modules
@@ -233,6 +236,7 @@ report mkfs.vfat "$(version_of mkfs.vfat --help)"
 report mtools "$(version_of mcopy --version)"
 report mke2fs "$(version_of mke2fs -V)"
 report sfdisk "$(version_of sfdisk --version)"
+report btrfs "$(version_of btrfs --version)"
 report cpio "$(version_of cpio --version)"
 report clang "$(version_of clang --version)"
 report cc "$(version_of cc --version)"

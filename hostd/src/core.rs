@@ -328,12 +328,14 @@ impl<S: System, F: Filesystem> Core<S, F> {
     }
 
     fn storage_view_of(&self, observed: &system::Observed) -> Result<StorageView, CoreError> {
+        // The volumes' size and use from statvfs(2), through the system's storage tools.
+        let tools = self.system.storage_tools();
         let desired = self.current()?.map(|(_, state)| state).unwrap_or_default();
         Ok(storage::view::view(
             &desired.storage,
             &observed.storage,
             &self.slots,
-            &filesystem_space,
+            &|path| tools.space(path),
         ))
     }
 
@@ -649,15 +651,6 @@ fn check_drives(desired: &DesiredState, observed: &system::Observed) -> Result<(
     } else {
         Err(Invalid { errors }.into())
     }
-}
-
-/// (size, used) of the filesystem mounted at `path`, from statvfs(2).
-fn filesystem_space(path: &str) -> Option<(u64, u64)> {
-    let stats = nix::sys::statvfs::statvfs(path).ok()?;
-    let fragment = stats.fragment_size();
-    let size = stats.blocks().saturating_mul(fragment);
-    let free = stats.blocks_free().saturating_mul(fragment);
-    Some((size, size.saturating_sub(free)))
 }
 
 /// Runs actions through the system while reporting each as a job step, and stops at the

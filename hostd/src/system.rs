@@ -11,13 +11,16 @@ use crate::hostname;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use board_configs::Lan;
 
 use crate::network::{self, NetAction, NetError, NetExecutor, NetObserved, NetPaths};
 use crate::plan::{Action, Executor, Undo};
 use crate::state::DesiredState;
-use crate::storage::{self, DrivePaths, StorageAction, StorageError, StorageObserved};
+use crate::storage::{
+    self, DrivePaths, LiveStorageTools, StorageAction, StorageError, StorageObserved, StorageTools,
+};
 
 /// What hostd sees on the box.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +136,17 @@ pub trait System: Executor<SystemAction, Error = SystemError> + Send + std::fmt:
     /// in board order (waiting briefly for links to come up). For the first boot's default
     /// network, which depends on where the cables are.
     fn port_carriers(&mut self, lan: &Lan) -> Result<Vec<(String, bool)>, SystemError>;
+
+    /// What the core's storage jobs and views act through outside an apply: btrfs-progs,
+    /// bcache, libbtrfsutil, statvfs. Shared, so that a job runs on them for hours without
+    /// holding the core.
+    ///
+    /// The live tools unless a double says otherwise: a system that acts on the real box
+    /// acts with the real tools, and a double whose box has no volumes never reaches them
+    /// (a double that has volumes overrides this, as the core's tests do).
+    fn storage_tools(&self) -> Arc<dyn StorageTools> {
+        Arc::new(LiveStorageTools)
+    }
 }
 
 /// How long a first boot waits for the LAN ports' links before deciding which have cables:
@@ -262,6 +276,10 @@ impl System for Box<dyn System> {
 
     fn port_carriers(&mut self, lan: &Lan) -> Result<Vec<(String, bool)>, SystemError> {
         self.as_mut().port_carriers(lan)
+    }
+
+    fn storage_tools(&self) -> Arc<dyn StorageTools> {
+        self.as_ref().storage_tools()
     }
 }
 

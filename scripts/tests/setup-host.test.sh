@@ -20,6 +20,8 @@ package_contents() {
     fdisk) echo "bin:sfdisk" ;;
     cpio) echo "bin:cpio" ;;
     util-linux) echo "bin:unshare" ;;
+    mount) echo "bin:losetup" ;;
+    btrfs-progs) echo "bin:mkfs.btrfs bin:btrfs" ;;
     dpkg) echo "bin:dpkg-deb" ;;
     tar) echo "bin:tar" ;;
     xz-utils) echo "bin:xz" ;;
@@ -166,6 +168,9 @@ check "fresh: a dry run before the install" grep -q -- "install -s" "$machine/ap
 check "fresh: backports source written, signed by the archive keys" \
   grep -q "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" "$machine/sources/cairn-bookworm-backports.sources"
 check "fresh: qemu-img there" test -x "$machine/bin/qemu-img"
+check "fresh: btrfs-progs in the set, for the mount-namespace tests" \
+  grep -q -- "-y .*btrfs-progs" "$machine/apt.log"
+check "fresh: mkfs.btrfs and btrfs there" test -x "$machine/bin/mkfs.btrfs" -a -x "$machine/bin/btrfs"
 check "fresh: a version line per tool" grep -q "setup: qemu-system-x86_64  QEMU emulator version 10.0.2" "$machine/out"
 check "fresh: cargo-deny installed, pinned" grep -q "cargo install --locked cargo-deny@" "$machine/apt.log"
 check "fresh: cargo-nextest installed, pinned" grep -q "cargo install --locked cargo-nextest@" "$machine/apt.log"

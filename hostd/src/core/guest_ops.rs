@@ -117,10 +117,12 @@ impl<S: System, F: Filesystem> Core<S, F> {
             }
         })?;
         let path = mount_point.join(name.as_str());
-        if !path.exists() {
+        let tools = self.storage_tools();
+        if !tools.exists(&path) {
             Subvolumes {
                 name: volume,
                 mount_point: &mount_point,
+                tools: &*tools,
             }
             .create(&name)?;
             tracing::info!("created subvolume {name} on volume {volume} for guest {guest}");
@@ -137,12 +139,14 @@ impl<S: System, F: Filesystem> Core<S, F> {
                 error,
             }
         })?;
-        if !mount_point.join(name.as_str()).exists() {
+        let tools = self.storage_tools();
+        if !tools.exists(&mount_point.join(name.as_str())) {
             return Ok(());
         }
         Subvolumes {
             name: volume,
             mount_point: &mount_point,
+            tools: &*tools,
         }
         .delete(&name)
         .map_err(CoreError::from)

@@ -5,7 +5,12 @@
 //! A job runs for minutes to hours on the drives, so it takes the core (through
 //! [`CoreAccess`]) only for what it must resolve or record: the request checked against the
 //! committed document and the drives before, the document committed again after. The API
-//! starts a job and publishes it; what the job does is decided here.
+//! starts a job and publishes it; what the job does is decided here. The drives are acted
+//! on through the system's [`StorageTools`], taken from the core with the plan and used
+//! without it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::{Core, CoreAccess, CoreError, Job};
 use crate::error::{ByText, chain};
@@ -13,7 +18,7 @@ use crate::state::ObjectName;
 use crate::storage::scrub_records::{self, ScrubRecord, ScrubRecords, Trigger};
 use crate::storage::subvolumes::{SubvolumeEntry, Volume as Subvolumes};
 use crate::storage::view::StorageView;
-use crate::storage::{StorageError, maintenance, membership};
+use crate::storage::{StorageError, StorageTools, maintenance, membership};
 use crate::store::Filesystem;
 use crate::system::System;
 
@@ -63,10 +68,14 @@ pub fn replace<S: System, F: Filesystem>(
     old: &str,
     new: &str,
 ) -> Result<String, CoreError> {
-    let plan = core.with(|core| core.replacement(volume, old, new))?;
+    let (plan, tools) = core.with(|core| {
+        Ok::<_, CoreError>((core.replacement(volume, old, new)?, core.storage_tools()))
+    })?;
     job.set_total(100);
-    let mut replaced = maintenance::replace(&plan, &|done, step| job.progress(done, step))
-        .map_err(storage_failed)?;
+    let mut replaced = maintenance::replace(&*tools, &plan, &|done, step| {
+        job.progress(done, step);
+    })
+    .map_err(storage_failed)?;
     replaced.generation = core.with(|core| core.record_replacement(volume, old, new))?;
     job.progress(100, "replaced");
     Ok(serde_json::to_string(&replaced).expect("an outcome is strings and numbers"))
@@ -80,9 +89,10 @@ pub fn add<S: System, F: Filesystem>(
     volume: &str,
     new: &str,
 ) -> Result<String, CoreError> {
-    let plan = core.with(|core| core.addition(volume, new))?;
+    let (plan, tools) =
+        core.with(|core| Ok::<_, CoreError>((core.addition(volume, new)?, core.storage_tools())))?;
     job.set_total(100);
-    let outcome = membership::add(&plan, &|done, step| job.progress(done, step));
+    let outcome = membership::add(&*tools, &plan, &|done, step| job.progress(done, step));
     // Once Btrfs has the drive the document must name it, whether or not the balance after
     // it finished: a failed balance leaves the data where it was, on the old drives, and new
     // writes use all of them.
@@ -105,9 +115,10 @@ pub fn remove<S: System, F: Filesystem>(
     volume: &str,
     old: &str,
 ) -> Result<String, CoreError> {
-    let plan = core.with(|core| core.removal(volume, old))?;
+    let (plan, tools) =
+        core.with(|core| Ok::<_, CoreError>((core.removal(volume, old)?, core.storage_tools())))?;
     job.set_total(100);
-    let outcome = membership::remove(&plan, &|done, step| job.progress(done, step));
+    let outcome = membership::remove(&*tools, &plan, &|done, step| job.progress(done, step));
     // Once Btrfs has let the drive go the document must not name it, even if releasing it
     // from bcache failed after: a listed drive that is no member would make the next apply
     // refuse the document.
@@ -130,11 +141,11 @@ pub fn scrub<S: System, F: Filesystem>(
     volume: &str,
     trigger: Trigger,
 ) -> Result<String, CoreError> {
-    let (_, mount_point) = core.with(|core| core.mounted_volume(volume))?;
+    let (mount_point, tools) = mounted_with_tools(&mut core, volume)?;
     job.set_total(1);
     job.progress(0, format!("scrubbing {}", mount_point.display()));
-    let result =
-        maintenance::scrub(volume, &mount_point.display().to_string()).map_err(storage_failed)?;
+    let result = maintenance::scrub(&*tools, volume, &mount_point.display().to_string())
+        .map_err(storage_failed)?;
     if result.uncorrectable_errors > 0 {
         tracing::error!(
             "scrub of volume {volume}: {} uncorrectable errors",
@@ -160,13 +171,14 @@ pub fn subvolume<S: System, F: Filesystem>(
     volume: &str,
     operation: &SubvolumeOp,
 ) -> Result<String, CoreError> {
-    let (_, mount_point) = core.with(|core| core.mounted_volume(volume))?;
+    let (mount_point, tools) = mounted_with_tools(&mut core, volume)?;
     let step = operation.step();
     job.set_total(1);
     job.progress(0, step.clone());
     let subvolumes = Subvolumes {
         name: volume,
         mount_point: &mount_point,
+        tools: &*tools,
     };
     match operation {
         SubvolumeOp::Create { name } => subvolumes.create(name),
@@ -187,12 +199,25 @@ pub fn snapshot_list<S: System, F: Filesystem>(
     mut core: impl CoreAccess<S, F>,
     volume: &str,
 ) -> Result<Vec<SubvolumeEntry>, CoreError> {
-    let (_, mount_point) = core.with(|core| core.mounted_volume(volume))?;
+    let (mount_point, tools) = mounted_with_tools(&mut core, volume)?;
     Ok(Subvolumes {
         name: volume,
         mount_point: &mount_point,
+        tools: &*tools,
     }
     .list()?)
+}
+
+/// The mount point of the document's volume `volume`, which must be mounted, and the tools
+/// that reach it; the core is held only that long.
+fn mounted_with_tools<S: System, F: Filesystem>(
+    core: &mut impl CoreAccess<S, F>,
+    volume: &str,
+) -> Result<(PathBuf, Arc<dyn StorageTools>), CoreError> {
+    core.with(|core| {
+        let (_, mount_point) = core.mounted_volume(volume)?;
+        Ok((mount_point, core.storage_tools()))
+    })
 }
 
 impl<S: System, F: Filesystem> Core<S, F> {

@@ -6,7 +6,6 @@ use super::storage_ops::{member_layer, new_drive};
 use super::{Core, CoreError};
 use crate::error::ByText;
 use crate::state::{DesiredState, DrivePath};
-use crate::storage::execute::run_tool;
 use crate::storage::membership::{
     Addition, Removal, parse_device_usage, parse_raw_used, removal_refusal, space_refusal,
 };
@@ -64,8 +63,11 @@ impl<S: System, F: Filesystem> Core<S, F> {
             });
         }
         let mount_point = path.display().to_string();
+        let tools = self.storage_tools();
         let tool = |args: &[&str]| {
-            run_tool("btrfs", args).map_err(|error| CoreError::Measure(ByText(error)))
+            tools
+                .btrfs(args)
+                .map_err(|error| CoreError::Measure(ByText(error)))
         };
         let show = tool(&["filesystem", "show", "--raw", &mount_point])?;
         let usage = tool(&["filesystem", "usage", "--raw", &mount_point])?;

@@ -3,6 +3,7 @@
 //! core's lock, see `storage_jobs.rs`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::{Core, CoreError};
 use crate::state::{DrivePath, ObjectName, Volume};
@@ -10,6 +11,7 @@ use crate::storage::maintenance::Replacement;
 use crate::storage::observe::{Drive, Filesystem as ObservedFilesystem, StorageObserved};
 use crate::storage::plan::{describe, mount_point};
 use crate::storage::signature::Contents;
+use crate::storage::tools::StorageTools;
 use crate::store::Filesystem;
 use crate::system::System;
 
@@ -17,6 +19,11 @@ use crate::system::System;
 pub const MISSING: &str = "missing";
 
 impl<S: System, F: Filesystem> Core<S, F> {
+    /// What the storage jobs act through (the system's; a double in tests).
+    pub(super) fn storage_tools(&self) -> Arc<dyn StorageTools> {
+        self.system.storage_tools()
+    }
+
     /// Whether the committed document has volumes (a store that cannot be read: no).
     pub fn has_volumes(&self) -> bool {
         self.current()

@@ -1,4 +1,8 @@
-//! The core over an in-memory store and a recording double of the box.
+//! The core over an in-memory store and a recording double of the box. The storage jobs
+//! over the double's storage tools are in `tests/storage.rs`.
+
+mod fake_tools;
+mod storage;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -53,8 +57,10 @@ struct FakeInner {
     /// …and the job whose step is read back right after, into `steps_seen`.
     job: Option<Job>,
     steps_seen: Vec<String>,
-    /// The drives and mounts the double shows (none unless a test sets them).
-    storage: crate::storage::StorageObserved,
+    /// The drives, the mounts and a log of every storage command: a recording double of
+    /// the storage tools, which also holds what the box's storage observes (a command such
+    /// as `btrfs device add` changes it).
+    tools: Arc<fake_tools::FakeTools>,
 }
 
 impl FakeBox {
@@ -119,8 +125,12 @@ impl System for FakeBox {
         Ok(Observed {
             hostname: self.hostname(),
             network: NetObserved::default(),
-            storage: self.lock().storage.clone(),
+            storage: self.lock().tools.observed(),
         })
+    }
+
+    fn storage_tools(&self) -> Arc<dyn crate::storage::StorageTools> {
+        self.lock().tools.clone()
     }
 
     fn port_carriers(

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use super::bcache::{self, Sysfs};
 use super::drives::DrivePaths;
-use super::execute::run_tool;
 use super::signature::{self, Contents};
+use super::tool::run_tool;
 
 pub fn activate(paths: &DrivePaths, sysfs: &Sysfs) {
     let observed = match super::observe(paths, std::path::Path::new("/proc/mounts")) {

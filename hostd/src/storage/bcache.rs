@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::CacheMode;
-
 /// A registered backing device, by the drive under it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backing {
@@ -66,23 +64,6 @@ pub struct BcacheObserved {
     pub backing: Vec<Backing>,
     pub caches: Vec<CacheDevice>,
     pub arrays: Vec<MdArray>,
-}
-
-/// bcache's mode for a Cairn cache mode.
-pub fn bcache_mode(mode: CacheMode) -> &'static str {
-    match mode {
-        CacheMode::ReadOnly => "writearound",
-        CacheMode::ReadWrite => "writeback",
-    }
-}
-
-/// The Cairn cache mode a bcache mode stands for (others are not hostd's).
-pub fn cache_mode(bcache: &str) -> Option<CacheMode> {
-    match bcache {
-        "writearound" => Some(CacheMode::ReadOnly),
-        "writeback" => Some(CacheMode::ReadWrite),
-        _ => None,
-    }
 }
 
 /// `writethrough [writeback] writearound none` → `writeback`.
@@ -343,6 +324,8 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
+    use crate::state::CacheMode;
+    use crate::storage::action::cache_mode;
 
     #[test]
     fn modes_and_sizes_as_sysfs_prints_them() {

@@ -1,118 +1,44 @@
 //! Carries out [`StorageAction`]s: `mkfs.btrfs` from btrfs-progs (no library makes a
 //! multi-device Btrfs filesystem: libbtrfsutil covers subvolumes only, and the kernel has no
 //! mkfs), and mount(2) for the rest.
+//!
+//! What changes the drives is here or below: [`cache`] (bcache and md), [`subvolumes`]
+//! (libbtrfsutil), [`tools`] (the live [`StorageTools`] the core's storage jobs run on) and
+//! `watched` (long btrfs commands). Two neighbours act too, and say so: `activate.rs`
+//! (start-up, what udev would do) and the sysfs writes of `bcache.rs`, which this module
+//! and `activate.rs` share.
+//!
+//! [`StorageTools`]: crate::storage::tools::StorageTools
+
+pub mod cache;
+pub mod subvolumes;
+pub mod tools;
+mod watched;
 
 use std::path::Path;
-use std::process::Command;
 
-use nix::mount::MntFlags;
+use nix::mount::{MntFlags, MsFlags};
 
-use super::bcache::{BcacheError, Sysfs};
-use super::plan::{MOUNT_FLAGS, MOUNT_OPTIONS, MountVolume, StorageAction};
+use super::action::{MountVolume, StorageAction};
+use super::bcache::Sysfs;
 use super::signature::LABEL_PREFIX;
+use super::tool::{StorageError, run_tool};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("Cannot run {program}")]
-    Spawn {
-        program: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{program} failed ({status}): {stderr}")]
-    Tool {
-        program: &'static str,
-        status: std::process::ExitStatus,
-        stderr: String,
-    },
-    #[error("Cannot create the mount point {path}")]
-    MountPoint {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("Cannot mount volume {name} at {path} (options {options})")]
-    Mount {
-        name: String,
-        path: String,
-        options: String,
-        #[source]
-        source: nix::Error,
-    },
-    #[error("Cannot unmount {path}")]
-    Unmount {
-        path: String,
-        #[source]
-        source: nix::Error,
-    },
-    #[error("Cannot blank the first MiB of {device}")]
-    Wipe {
-        device: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("bcache refused")]
-    Bcache(#[source] BcacheError),
-    #[error("The cache of volume {volume} names no SSD")]
-    NoCacheDrive { volume: String },
-    #[error("Cannot read bcache's state in sysfs")]
-    Observe {
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "Drive {drive} of volume {volume} is a bcache backing device that does not run (its read-write cache, holding data the drive lacks, is missing: put its SSDs back)"
-    )]
-    NotRunning { volume: String, drive: String },
-}
-
-/// Runs a btrfs-progs tool and turns a failure into its stderr.
-pub fn run_tool(program: &'static str, args: &[&str]) -> Result<String, StorageError> {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|source| StorageError::Spawn { program, source })?;
-    tool_output(program, &output)
-}
-
-/// A finished tool's standard output, or its failure with what it said on stderr.
-fn tool_output(
-    program: &'static str,
-    output: &std::process::Output,
-) -> Result<String, StorageError> {
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(StorageError::Tool {
-            program,
-            status: output.status,
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
-    }
-}
-
-/// Runs a tool with `input` on its standard input (for a question it asks).
-pub fn run_tool_with_input(
-    program: &'static str,
-    args: &[&str],
-    input: &str,
-) -> Result<String, StorageError> {
-    use std::io::Write;
-    let spawn = |source| StorageError::Spawn { program, source };
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(spawn)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A tool that asks nothing closes its end: that is not an error.
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    let output = child.wait_with_output().map_err(spawn)?;
-    tool_output(program, &output)
-}
+/// Btrfs mount options for every volume, chosen for VM disk images (see README "Storage"):
+/// - copy-on-write stays on (no `nodatacow`): without it Btrfs keeps no checksums for the
+///   data and raid1 cannot tell the good copy from the bad one, and snapshots would CoW
+///   anyway;
+/// - `noatime` (a mount flag, [`MOUNT_FLAGS`]: the kernel's Btrfs parser does not take it
+///   as an option string): a read would otherwise write metadata, and on CoW that costs
+///   space in every snapshot;
+/// - `compress=zstd:1`: cheapest zstd level; Btrfs gives up on extents that do not shrink,
+///   so incompressible guest data costs little CPU;
+/// - `discard=async`: frees SSD blocks in batches in the background instead of on every
+///   delete (the kernel ignores it on drives without discard);
+/// - `space_cache=v2`: the free-space tree (the default since btrfs-progs 5.15, named so
+///   that older filesystems are converted).
+pub const MOUNT_OPTIONS: &str = "compress=zstd:1,discard=async,space_cache=v2";
+pub const MOUNT_FLAGS: MsFlags = MsFlags::MS_NOATIME;
 
 /// What Btrfs is mounted from: a drive's `/dev/bcacheN` when it is a bcache backing device,
 /// else the drive itself.
@@ -168,7 +94,7 @@ pub fn execute(action: &StorageAction, report: &dyn Fn(&str)) -> Result<(), Stor
                     .iter()
                     .map(|d| d.trim_start_matches("/dev/").to_string())
                     .collect();
-                super::cache::make_backing(&sysfs, &drives)?
+                cache::make_backing(&sysfs, &drives)?
             } else {
                 devices.clone()
             };
@@ -193,8 +119,8 @@ pub fn execute(action: &StorageAction, report: &dyn Fn(&str)) -> Result<(), Stor
             run_tool("mkfs.btrfs", &args)?;
             Ok(())
         }
-        StorageAction::AttachCache(plan) => super::cache::attach(&sysfs, plan),
-        StorageAction::DetachCache(plan) => super::cache::detach(&sysfs, plan, report),
+        StorageAction::AttachCache(plan) => cache::attach(&sysfs, plan),
+        StorageAction::DetachCache(plan) => cache::detach(&sysfs, plan, report),
         StorageAction::Mount(mount) => {
             let mount = &MountVolume {
                 devices: mount_devices(&sysfs, mount)?,

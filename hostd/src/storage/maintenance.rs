@@ -2,13 +2,15 @@
 //! through btrfs-progs (`btrfs replace`, `btrfs balance`, `btrfs scrub`). There is no
 //! library for them: libbtrfsutil covers subvolumes only, and the ioctls' argument structs
 //! (and their progress reporting) are what btrfs-progs exists to wrap.
-
-use std::collections::BTreeMap;
-use std::process::Command;
+//!
+//! The sequence of commands is decided here; they run through [`StorageTools`], so a test
+//! double sees each one with its arguments.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-use super::execute::{StorageError, run_tool};
+use super::tool::StorageError;
+use super::tools::StorageTools;
 use crate::state::Profile;
 
 /// What a replace needs, resolved by the core from the document and the observed drives.
@@ -50,42 +52,49 @@ pub fn replace_percent(status: &str) -> Option<u32> {
 
 /// Runs the replace, then converts chunks written while degraded back to the volume's
 /// profiles (a degraded raid1 writes `single` chunks). `progress(percent, step)`.
-pub fn replace(plan: &Replacement, progress: &dyn Fn(u32, &str)) -> Result<Replaced, StorageError> {
+pub fn replace(
+    tools: &dyn StorageTools,
+    plan: &Replacement,
+    progress: &dyn Fn(u32, &str),
+) -> Result<Replaced, StorageError> {
     let started = std::time::Instant::now();
     let devid = plan.devid.to_string();
-    let target =
-        super::cache::prepare_member(&plan.new_device, plan.bcache, plan.cache.as_ref(), progress)?;
+    let target = joining_device(
+        tools,
+        &plan.new_device,
+        plan.bcache,
+        plan.cache.as_ref(),
+        progress,
+    )?;
     progress(0, "starting btrfs replace");
     // -B keeps the command until the copy ends; -f because hostd has checked the new drive
     // is blank.
-    super::watched::run_btrfs_watched(
-        &[
-            "replace",
-            "start",
-            "-B",
-            "-f",
-            &devid,
-            &target,
-            &plan.mount_point,
-        ],
-        || {
-            if let Some(percent) =
-                super::watched::status_output(&["replace", "status", "-1", &plan.mount_point])
+    tools
+        .btrfs_watched(
+            &[
+                "replace",
+                "start",
+                "-B",
+                "-f",
+                &devid,
+                &target,
+                &plan.mount_point,
+            ],
+            &mut || {
+                if let Some(percent) = tools
+                    .btrfs_status(&["replace", "status", "-1", &plan.mount_point])
                     .and_then(|text| replace_percent(&text))
-            {
-                // Up to 90: the rest is the balance after it.
-                progress(percent * 9 / 10, "copying onto the new drive");
-            }
-        },
-    )
-    .map(drop)?;
+                {
+                    // Up to 90: the rest is the balance after it.
+                    progress(percent * 9 / 10, "copying onto the new drive");
+                }
+            },
+        )
+        .map(drop)?;
     progress(90, "converting chunks written while degraded");
     let data = format!("-dconvert={},soft", plan.data);
     let metadata = format!("-mconvert={},soft", plan.metadata);
-    run_tool(
-        "btrfs",
-        &["balance", "start", &data, &metadata, &plan.mount_point],
-    )?;
+    tools.btrfs(&["balance", "start", &data, &metadata, &plan.mount_point])?;
     Ok(Replaced {
         volume: plan.volume.clone(),
         devid: plan.devid,
@@ -93,6 +102,23 @@ pub fn replace(plan: &Replacement, progress: &dyn Fn(u32, &str)) -> Result<Repla
         seconds: started.elapsed().as_secs_f64(),
         generation: 0,
     })
+}
+
+/// What Btrfs takes for a blank drive joining a volume (`device`: `/dev/sdX`): on a
+/// bcache volume the drive becomes a backing device attached like the other members
+/// (`cache`: set UUID, bcache mode), otherwise the drive itself.
+pub fn joining_device(
+    tools: &dyn StorageTools,
+    device: &str,
+    bcache: bool,
+    cache: Option<&(String, String)>,
+    progress: &dyn Fn(u32, &str),
+) -> Result<String, StorageError> {
+    if bcache {
+        tools.make_bcache_member(device, cache, progress)
+    } else {
+        Ok(device.to_string())
+    }
 }
 
 /// A finished scrub's counters (`btrfs scrub start -B -R`).
@@ -132,15 +158,13 @@ pub fn parse_scrub(volume: &str, report: &str, seconds: f64) -> ScrubResult {
 
 /// Reads every copy of every block and repairs what a good copy can repair. The exit
 /// status is 3 when errors remain; the counters say which, so that is not a failure here.
-pub fn scrub(volume: &str, mount_point: &str) -> Result<ScrubResult, StorageError> {
+pub fn scrub(
+    tools: &dyn StorageTools,
+    volume: &str,
+    mount_point: &str,
+) -> Result<ScrubResult, StorageError> {
     let started = std::time::Instant::now();
-    let output = Command::new("btrfs")
-        .args(["scrub", "start", "-B", "-R", mount_point])
-        .output()
-        .map_err(|source| StorageError::Spawn {
-            program: "btrfs",
-            source,
-        })?;
+    let output = tools.btrfs_output(&["scrub", "start", "-B", "-R", mount_point])?;
     let report = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() && !report.contains("uncorrectable_errors") {
         return Err(StorageError::Tool {

@@ -2,13 +2,15 @@
 //! existing chunks over every drive, so the new one carries its share of the redundancy) or
 //! a drive removed (Btrfs moves its chunks onto the others before letting it go). Both run
 //! as jobs with progress; what may be removed is decided here, purely, before anything runs.
+//! The commands run through [`StorageTools`], so a test double sees each one.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::execute::{StorageError, run_tool};
-use super::watched::{run_btrfs_watched, status_output};
+use super::maintenance::joining_device;
+use super::tool::StorageError;
+use super::tools::StorageTools;
 use crate::state::Profile;
 
 /// What an addition needs, resolved by the core from the document and the observed drives.
@@ -146,19 +148,22 @@ fn scaled(part: u64, whole: u64, from: u32, to: u32) -> u32 {
 
 /// Adds the drive, then balances every chunk over all drives. `progress(percent, step)`.
 pub fn add(
+    tools: &dyn StorageTools,
     plan: &Addition,
     progress: &dyn Fn(u32, &str),
 ) -> Result<MembershipChanged, StorageError> {
     let started = std::time::Instant::now();
-    let target =
-        super::cache::prepare_member(&plan.new_device, plan.bcache, plan.cache.as_ref(), progress)?;
+    let target = joining_device(
+        tools,
+        &plan.new_device,
+        plan.bcache,
+        plan.cache.as_ref(),
+        progress,
+    )?;
     progress(5, "adding the drive to the volume");
     // -f: hostd has checked the drive is blank (a bcache superblock is all it holds now).
-    run_tool(
-        "btrfs",
-        &["device", "add", "-f", &target, &plan.mount_point],
-    )?;
-    let chunks = balance(&plan.mount_point, progress)?;
+    tools.btrfs(&["device", "add", "-f", &target, &plan.mount_point])?;
+    let chunks = balance(tools, &plan.mount_point, progress)?;
     Ok(MembershipChanged {
         volume: plan.volume.clone(),
         change: "added".into(),
@@ -171,18 +176,26 @@ pub fn add(
 
 /// A full balance (10–99 % of the job), watched through `btrfs balance status`; returns the
 /// chunks it moved.
-fn balance(mount_point: &str, progress: &dyn Fn(u32, &str)) -> Result<u64, StorageError> {
+fn balance(
+    tools: &dyn StorageTools,
+    mount_point: &str,
+    progress: &dyn Fn(u32, &str),
+) -> Result<u64, StorageError> {
     progress(10, "rebalancing: starting");
-    let done = run_btrfs_watched(&["balance", "start", "--full-balance", mount_point], || {
-        if let Some((balanced, about)) = status_output(&["balance", "status", mount_point])
-            .and_then(|text| parse_balance_status(&text))
-        {
-            progress(
-                scaled(balanced, about, 10, 99),
-                &format!("rebalancing: {balanced} of about {about} chunks"),
-            );
-        }
-    })?;
+    let done = tools.btrfs_watched(
+        &["balance", "start", "--full-balance", mount_point],
+        &mut || {
+            if let Some((balanced, about)) = tools
+                .btrfs_status(&["balance", "status", mount_point])
+                .and_then(|text| parse_balance_status(&text))
+            {
+                progress(
+                    scaled(balanced, about, 10, 99),
+                    &format!("rebalancing: {balanced} of about {about} chunks"),
+                );
+            }
+        },
+    )?;
     Ok(parse_balance_done(&done).unwrap_or(0))
 }
 
@@ -197,12 +210,15 @@ pub fn parse_balance_done(output: &str) -> Option<u64> {
 /// Moves the drive's chunks onto the others and lets it go; on bcache the backing device is
 /// stopped too, and the drive is left blank. `progress(percent, step)`.
 pub fn remove(
+    tools: &dyn StorageTools,
     plan: &Removal,
     progress: &dyn Fn(u32, &str),
 ) -> Result<MembershipChanged, StorageError> {
     let started = std::time::Instant::now();
     let usage = |mount_point: &str| -> Option<u64> {
-        let show = run_tool("btrfs", &["filesystem", "show", "--raw", mount_point]).ok()?;
+        let show = tools
+            .btrfs(&["filesystem", "show", "--raw", mount_point])
+            .ok()?;
         parse_device_usage(&show)
             .get(&plan.devid)
             .map(|(_, used)| *used)
@@ -210,25 +226,28 @@ pub fn remove(
     let before = usage(&plan.mount_point).unwrap_or(0);
     progress(0, "moving the drive's chunks onto the other drives");
     let devid = plan.devid.to_string();
-    run_btrfs_watched(&["device", "remove", &devid, &plan.mount_point], || {
-        if let Some(now) = usage(&plan.mount_point) {
-            progress(
-                scaled(before.saturating_sub(now), before, 0, 95),
-                &format!(
-                    "moving the drive's chunks: {} of {} MiB left",
-                    now >> 20,
-                    before >> 20
-                ),
-            );
-        }
-    })?;
+    tools.btrfs_watched(
+        &["device", "remove", &devid, &plan.mount_point],
+        &mut || {
+            if let Some(now) = usage(&plan.mount_point) {
+                progress(
+                    scaled(before.saturating_sub(now), before, 0, 95),
+                    &format!(
+                        "moving the drive's chunks: {} of {} MiB left",
+                        now >> 20,
+                        before >> 20
+                    ),
+                );
+            }
+        },
+    )?;
     progress(95, "releasing the drive");
     if plan.bcache {
-        super::cache::release_member(&plan.volume, &plan.drive, &|left| {
+        tools.release_bcache_member(&plan.volume, &plan.drive, &|left| {
             progress(95, &format!("releasing the drive: {left}"));
         })?;
     } else {
-        super::cache::zero_head(&std::path::Path::new("/dev").join(&plan.drive))?;
+        tools.zero_head(&std::path::Path::new("/dev").join(&plan.drive))?;
     }
     Ok(MembershipChanged {
         volume: plan.volume.clone(),

@@ -5,157 +5,14 @@
 //! creation; it is mounted at `/volume<N>`, N its position in the document counted from 1
 //! (what the admin sees in the document is what the path says).
 
+mod cache;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
-
+use super::action::{MountVolume, StorageAction};
 use super::observe::{Drive, StorageObserved};
 use super::signature::Contents;
-use crate::plan::{Action, Undo};
-use crate::state::{CacheMode, FieldError, Profile, StorageSpec, Volume};
-
-/// Btrfs mount options for every volume, chosen for VM disk images (see README "Storage"):
-/// - copy-on-write stays on (no `nodatacow`): without it Btrfs keeps no checksums for the
-///   data and raid1 cannot tell the good copy from the bad one, and snapshots would CoW
-///   anyway;
-/// - `noatime` (a mount flag, [`MOUNT_FLAGS`]: the kernel's Btrfs parser does not take it
-///   as an option string): a read would otherwise write metadata, and on CoW that costs
-///   space in every snapshot;
-/// - `compress=zstd:1`: cheapest zstd level; Btrfs gives up on extents that do not shrink,
-///   so incompressible guest data costs little CPU;
-/// - `discard=async`: frees SSD blocks in batches in the background instead of on every
-///   delete (the kernel ignores it on drives without discard);
-/// - `space_cache=v2`: the free-space tree (the default since btrfs-progs 5.15, named so
-///   that older filesystems are converted).
-pub const MOUNT_OPTIONS: &str = "compress=zstd:1,discard=async,space_cache=v2";
-pub const MOUNT_FLAGS: nix::mount::MsFlags = nix::mount::MsFlags::MS_NOATIME;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageAction {
-    /// `mkfs.btrfs` over blank (or `wipe`d) drives.
-    CreateVolume {
-        name: String,
-        devices: Vec<String>,
-        data: Profile,
-        metadata: Profile,
-        /// Each drive becomes a bcache backing device first, Btrfs goes on the
-        /// `/dev/bcacheN`s: what an HDD volume needs to take a cache later.
-        bcache: bool,
-    },
-    Mount(MountVolume),
-    Unmount(MountVolume),
-    /// An SSD cache in front of a volume's backing devices.
-    AttachCache(CachePlan),
-    /// Writes the dirty data back, then lets the SSDs go (blank again).
-    DetachCache(CachePlan),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachePlan {
-    pub volume: String,
-    pub mode: CacheMode,
-    /// Kernel names of the SSDs.
-    pub ssds: Vec<String>,
-    /// Kernel names of the members' drives (their bcache backing devices).
-    pub backing: Vec<String>,
-}
-
-impl CachePlan {
-    fn ssd_list(&self) -> String {
-        let list: Vec<String> = self.ssds.iter().map(|d| format!("/dev/{d}")).collect();
-        let layout = match (self.ssds.len(), self.mode) {
-            (1, _) => "",
-            (_, CacheMode::ReadWrite) => " mirrored (md raid1)",
-            (_, CacheMode::ReadOnly) => " striped (md raid0)",
-        };
-        format!("{}{layout}", list.join(", "))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountVolume {
-    pub name: String,
-    pub mount_point: String,
-    /// The members present, `/dev/…`.
-    pub devices: Vec<String>,
-    /// Members the filesystem has that are not present: more than 0 mounts `degraded`.
-    pub missing: u64,
-}
-
-impl fmt::Display for StorageAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::CreateVolume {
-                name,
-                devices,
-                data,
-                metadata,
-                bcache,
-            } => write!(
-                f,
-                "create Btrfs volume {name} ({data} data, {metadata} metadata) on {}{}{}",
-                devices.join(", "),
-                if *bcache {
-                    " (as bcache backing devices, ready for a cache)"
-                } else {
-                    ""
-                },
-                if data.is_parity() {
-                    " — WARNING: parity RAID, forced (force_parity_raid)"
-                } else {
-                    ""
-                }
-            ),
-            Self::Mount(mount) if mount.missing > 0 => write!(
-                f,
-                "mount volume {} at {} DEGRADED ({} of {} drives missing)",
-                mount.name,
-                mount.mount_point,
-                mount.missing,
-                mount.missing + mount.devices.len() as u64
-            ),
-            Self::Mount(mount) => {
-                write!(f, "mount volume {} at {}", mount.name, mount.mount_point)
-            }
-            Self::Unmount(mount) => {
-                write!(
-                    f,
-                    "unmount volume {} from {}",
-                    mount.name, mount.mount_point
-                )
-            }
-            Self::AttachCache(cache) => write!(
-                f,
-                "attach a {} cache on {} to volume {}",
-                cache.mode,
-                cache.ssd_list(),
-                cache.volume
-            ),
-            Self::DetachCache(cache) => write!(
-                f,
-                "detach the {} cache on {} from volume {} (dirty data is written back first)",
-                cache.mode,
-                cache.ssd_list(),
-                cache.volume
-            ),
-        }
-    }
-}
-
-impl Action for StorageAction {
-    fn undo(&self) -> Undo<Self> {
-        match self {
-            // The new filesystem stays: its drives were blank or given up with `wipe`, and
-            // the next apply of the same document finds it by its label and mounts it.
-            Self::CreateVolume { .. } => Undo::Nothing,
-            Self::Mount(mount) => Undo::Run(Self::Unmount(mount.clone())),
-            Self::Unmount(mount) => Undo::Run(Self::Mount(mount.clone())),
-            Self::AttachCache(cache) => Undo::Run(Self::DetachCache(cache.clone())),
-            Self::DetachCache(cache) => Undo::Run(Self::AttachCache(cache.clone())),
-        }
-    }
-}
+use crate::state::{FieldError, StorageSpec, Volume};
 
 pub fn mount_point(index: usize) -> String {
     format!("/volume{}", index + 1)
@@ -203,7 +60,7 @@ pub fn check(spec: &StorageSpec, observed: &StorageObserved) -> Vec<FieldError> 
             }
         }
         if volume.cache.is_some() {
-            super::cache::check(v, volume, observed, &offered, &mut errors);
+            cache::check(v, volume, observed, &offered, &mut errors);
         }
     }
     errors
@@ -337,7 +194,7 @@ pub fn plan(spec: &StorageSpec, observed: &StorageObserved) -> Vec<StorageAction
                     .values()
                     .all(|drive| drive.btrfs().is_some_and(|m| m.bcache));
                 let current = observed.volume_cache(&fs);
-                actions.extend(super::cache::plan(
+                actions.extend(cache::plan(
                     volume,
                     current.as_ref(),
                     backing,
@@ -373,7 +230,7 @@ pub fn plan(spec: &StorageSpec, observed: &StorageObserved) -> Vec<StorageAction
                     missing: 0,
                 }));
                 let backing = drives.iter().map(|d| d.sys.kernel_name.clone()).collect();
-                actions.extend(super::cache::plan(volume, None, backing, bcache, observed));
+                actions.extend(cache::plan(volume, None, backing, bcache, observed));
             }
         }
     }

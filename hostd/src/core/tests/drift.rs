@@ -97,7 +97,8 @@ metadata_profile = "raid1"
 "#,
     );
     fake.lock().hostname = "intruder".into();
-    fake.lock().storage.drives = vec![blank_drive("vdb", "A"), blank_drive("vdc", "B")];
+    fake.lock().tools.lock().observed.drives =
+        vec![blank_drive("vdb", "A"), blank_drive("vdc", "B")];
     let found = core.check_drift(NOW).expect("check");
     let storage: Vec<_> = found.iter().filter(|v| v.subsystem == "storage").collect();
     assert!(
@@ -110,6 +111,7 @@ metadata_profile = "raid1"
     }
     // The host name beside it is still corrected, and nothing of storage ran.
     assert_eq!(fake.hostname(), "nas1");
+    assert!(fake.lock().tools.ran().is_empty());
     assert_eq!(
         fake.executed(),
         [r#"set the host name from "intruder" to "nas1""#]

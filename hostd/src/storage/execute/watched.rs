@@ -1,19 +1,12 @@
 //! Long btrfs-progs commands (replace, balance, device remove) that run for minutes and say
 //! nothing until they end: started in the background while a second, cheap command asks
-//! the kernel how far they got.
+//! the kernel how far they got (`StorageTools::btrfs_status`).
 
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::execute::StorageError;
-
-/// What a status command printed, whatever its exit status: `btrfs balance status` exits
-/// 1 while a balance runs. `None` when it cannot run.
-pub fn status_output(args: &[&str]) -> Option<String> {
-    let output = Command::new("btrfs").args(args).output().ok()?;
-    Some(String::from_utf8_lossy(&output.stdout).into_owned())
-}
+use crate::storage::tool::StorageError;
 
 /// How often a running operation is asked for its progress: it moves a few percent a
 /// second on small drives, and each question is a cheap ioctl.

@@ -1,5 +1,6 @@
-//! SSD caches in front of HDD volumes: what the drives refuse, the attach/detach actions
-//! (pure), and carrying them out through bcache's sysfs files, `make-bcache` and `mdadm`.
+//! SSD caches in front of HDD volumes, carried out through bcache's sysfs files,
+//! `make-bcache` and `mdadm`: attach and detach (planned in `plan/cache.rs`), and a drive
+//! joining or leaving a volume on bcache.
 //!
 //! Why bcache and not dm-cache/dm-writecache: bcache keeps its metadata in superblocks on
 //! the devices themselves, so a cache can be attached to and detached from a running
@@ -17,12 +18,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::bcache::{self, BcacheError, Sysfs, bcache_mode, cache_mode};
-use super::execute::{StorageError, run_tool};
-use super::observe::{ObservedCache, StorageObserved};
-use super::plan::{CachePlan, StorageAction, describe};
-use super::signature::Contents;
-use crate::state::{Cache, CacheMode, FieldError, Volume};
+use crate::state::CacheMode;
+use crate::storage::action::{CachePlan, bcache_mode};
+use crate::storage::bcache::{self, BcacheError, Sysfs};
+use crate::storage::tool::{StorageError, run_tool, run_tool_with_input};
 
 /// Time for the kernel to show a device it registered or an array mdadm started.
 const APPEAR: Duration = Duration::from_secs(20);
@@ -31,176 +30,6 @@ const DETACH_STALL: Duration = Duration::from_secs(300);
 /// md arrays hostd makes are numbered from here, away from the low numbers anything
 /// else (an installer, a rescue system) would use.
 const FIRST_MD: u32 = 100;
-
-/// What the drives refuse of a volume's cache: one path-level error each.
-pub fn check(
-    v: usize,
-    volume: &Volume,
-    observed: &StorageObserved,
-    offered: &[String],
-    errors: &mut Vec<FieldError>,
-) {
-    let Some(cache) = &volume.cache else {
-        return;
-    };
-    let path = format!("storage.volumes[{v}].cache");
-    let members: Vec<_> = volume
-        .drives
-        .iter()
-        .filter_map(|d| observed.drive_named(d.as_str()))
-        .collect();
-    let existing = observed.volume(volume.name.as_str());
-    match &existing {
-        Some(fs) => {
-            if fs
-                .members
-                .values()
-                .any(|d| d.btrfs().is_some_and(|m| !m.bcache))
-            {
-                errors.push(FieldError::new(
-                    &path,
-                    format!(
-                        "volume {} lies directly on its drives, not on the bcache layer a cache needs (only HDD volumes are created on it; remove the cache)",
-                        volume.name
-                    ),
-                ));
-                return;
-            }
-        }
-        None => {
-            if !members.is_empty()
-                && members.len() == volume.drives.len()
-                && !super::plan::needs_cache_layer(&members)
-            {
-                errors.push(FieldError::new(
-                    &path,
-                    format!(
-                        "volume {} is on SSDs only, and a cache speeds up HDDs (expected a volume with HDDs; remove the cache)",
-                        volume.name
-                    ),
-                ));
-                return;
-            }
-        }
-    }
-    let current: BTreeSet<String> = existing
-        .as_ref()
-        .and_then(|fs| observed.volume_cache(fs))
-        .map(|c| c.ssds.into_iter().collect())
-        .unwrap_or_default();
-    for (d, ssd) in cache.drives.iter().enumerate() {
-        let field = format!("{path}.drives[{d}]");
-        let Some(drive) = observed.drive_named(ssd.as_str()) else {
-            errors.push(FieldError::new(
-                field,
-                format!(
-                    "{ssd} is not a drive on this box (expected one of: {}; `cairnctl storage drives` lists them)",
-                    offered.join(", ")
-                ),
-            ));
-            continue;
-        };
-        let why = if drive.sys.is_boot_device() {
-            Some("is the boot device (it holds /config and the boot partitions; it is never offered)".to_string())
-        } else if drive.sys.rotational {
-            Some("is a hard disk (expected an SSD)".to_string())
-        } else if current.contains(&drive.sys.kernel_name) {
-            None
-        } else if drive.sys.held {
-            Some(
-                "is in use by bcache, device-mapper or md (expected a drive nothing stacks on)"
-                    .to_string(),
-            )
-        } else {
-            match &drive.contents {
-                Contents::Blank => None,
-                Contents::Btrfs(member) if member.cairn_volume().is_some() => Some(format!(
-                    "holds {} (expected an SSD no volume uses)",
-                    describe(&drive.contents)
-                )),
-                contents if !volume.wipe => Some(format!(
-                    "holds {} (add wipe = true to this volume to erase it)",
-                    describe(contents)
-                )),
-                _ => None,
-            }
-        };
-        if let Some(why) = why {
-            errors.push(FieldError::new(field, format!("{ssd} {why}")));
-        }
-    }
-}
-
-/// The cache actions for one volume: none when the kernel already has what the document
-/// says; a changed cache (mode or SSDs) is detached and attached anew, since a read-only
-/// cache's striped array cannot become a read-write cache's mirror in place.
-pub fn plan(
-    volume: &Volume,
-    current: Option<&ObservedCache>,
-    backing: Vec<String>,
-    on_bcache: bool,
-    observed: &StorageObserved,
-) -> Vec<StorageAction> {
-    let desired = match &volume.cache {
-        None => None,
-        Some(cache) => match desired_plan(volume, cache, &backing, observed) {
-            Some(plan) => Some(plan),
-            // An SSD of the cache is gone (pulled, dead): the cache runs as it can (a
-            // mirror degraded) and the alert says so; detaching it is the admin's call.
-            None => return Vec::new(),
-        },
-    };
-    let current = current.map(|c| CachePlan {
-        volume: volume.name.to_string(),
-        // A mode hostd does not set (writethrough, none) is treated as read-only: detaching
-        // it writes back whatever is dirty either way.
-        mode: cache_mode(&c.mode).unwrap_or(CacheMode::ReadOnly),
-        ssds: c.ssds.clone(),
-        backing: c.backing.clone(),
-    });
-    let same = |a: &CachePlan, b: &CachePlan| {
-        let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
-        a.mode == b.mode && set(&a.ssds) == set(&b.ssds) && set(&a.backing) == set(&b.backing)
-    };
-    let mut actions = Vec::new();
-    match (current, desired) {
-        (Some(current), Some(desired)) if same(&current, &desired) => {}
-        (current, desired) => {
-            if let Some(current) = current {
-                actions.push(StorageAction::DetachCache(current));
-            }
-            if let Some(desired) = desired
-                && on_bcache
-            {
-                actions.push(StorageAction::AttachCache(desired));
-            }
-        }
-    }
-    actions
-}
-
-fn desired_plan(
-    volume: &Volume,
-    cache: &Cache,
-    backing: &[String],
-    observed: &StorageObserved,
-) -> Option<CachePlan> {
-    let ssds: Option<Vec<String>> = cache
-        .drives
-        .iter()
-        .map(|d| {
-            observed
-                .drive_named(d.as_str())
-                .map(|drive| drive.sys.kernel_name.clone())
-        })
-        .collect();
-    Some(CachePlan {
-        volume: volume.name.to_string(),
-        mode: cache.mode,
-        ssds: ssds?,
-        backing: backing.to_vec(),
-    })
-}
 
 fn dev(name: &str) -> PathBuf {
     Path::new("/dev").join(name)
@@ -218,7 +47,7 @@ pub fn zero_head(device: &Path) -> Result<(), StorageError> {
         .write(true)
         .open(device)
         .map_err(io)?;
-    file.write_all(&vec![0u8; super::signature::HEAD_BYTES])
+    file.write_all(&vec![0u8; crate::storage::signature::HEAD_BYTES])
         .map_err(io)?;
     file.sync_all().map_err(io)
 }
@@ -257,19 +86,14 @@ pub fn make_backing(sysfs: &Sysfs, drives: &[String]) -> Result<Vec<String>, Sto
     Ok(devices)
 }
 
-/// Readies a blank drive joining a volume (`device`: `/dev/sdX`) and returns what Btrfs
-/// should take: on a bcache volume the drive becomes a backing device, attached to the
-/// volume's cache set in its mode (`cache`: set UUID, bcache mode) like the other members;
-/// otherwise the drive itself. `progress(percent, step)`.
-pub fn prepare_member(
+/// Makes a blank drive joining a bcache volume (`device`: `/dev/sdX`) a backing device,
+/// attached to the volume's cache set in its mode (`cache`: set UUID, bcache mode) like the
+/// other members, and returns its `/dev/bcacheN`. `progress(percent, step)`.
+pub fn make_member(
     device: &str,
-    bcache: bool,
     cache: Option<&(String, String)>,
     progress: &dyn Fn(u32, &str),
 ) -> Result<String, StorageError> {
-    if !bcache {
-        return Ok(device.to_string());
-    }
     progress(0, "making the new drive a bcache backing device");
     let sysfs = Sysfs::default();
     let drive = device.trim_start_matches("/dev/").to_string();
@@ -356,7 +180,7 @@ pub fn attach(sysfs: &Sysfs, plan: &CachePlan) -> Result<(), StorageError> {
         args.extend(members.iter().map(String::as_str));
         // `y`: mdadm asks before it creates a raid1 with metadata at the start of the
         // drives ("may not be suitable as a boot device"); these are never boot devices.
-        super::execute::run_tool_with_input("mdadm", &args, "y\n")?;
+        run_tool_with_input("mdadm", &args, "y\n")?;
         bcache::wait_for(&format!("array {md}"), APPEAR, || {
             sysfs.sys_block.join(&md).join("md").is_dir()
         })
@@ -510,6 +334,3 @@ pub fn detach(sysfs: &Sysfs, plan: &CachePlan, report: &dyn Fn(&str)) -> Result<
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;
