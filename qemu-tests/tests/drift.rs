@@ -1,6 +1,7 @@
 //! The reconcile loop in the real image: the network and the host name changed behind
 //! hostd's back (from the console, through sysfs and procfs) are put back without an apply,
-//! after the kernel's netlink event, and `cairnctl status` says what was corrected.
+//! after the kernel's netlink event, and `cairnctl status` says what was corrected. An
+//! address added by hand beside the document's is reported and left in place.
 //!
 //! Behind the `vm-tests` feature like the other image tests.
 #![cfg(feature = "vm-tests")]
@@ -33,7 +34,8 @@ fn wait_until_restored(app: &mut Appliance, within: Duration) -> Result<Duration
 
 /// Proves that a bond member released by hand, VLAN filtering turned off on the vSwitch and
 /// a changed host name are all put back by hostd on its own, after the netlink event (well
-/// before the 60 s timer), and that status lists each correction.
+/// before the 60 s timer), that status lists each correction, and that an address added by
+/// hand stays, reported.
 #[test]
 fn drift_behind_hostd_s_back_is_put_back_and_reported() -> Result<()> {
     let image = Image::from_env()?;
@@ -43,7 +45,7 @@ fn drift_behind_hostd_s_back_is_put_back_and_reported() -> Result<()> {
     wait_until_restored(&mut app, Duration::from_secs(10))?;
 
     app.shell(
-        "echo intruder > /proc/sys/kernel/hostname && echo 0 > /sys/class/net/vmnet/bridge/vlan_filtering && echo -lan2 > /sys/class/net/bond0/bonding/slaves",
+        "busybox ip addr add 10.77.0.1/24 dev vmnet && echo intruder > /proc/sys/kernel/hostname && echo 0 > /sys/class/net/vmnet/bridge/vlan_filtering && echo -lan2 > /sys/class/net/bond0/bonding/slaves",
     )?;
     let facts = app.shell(FACTS)?;
     ensure!(
@@ -62,6 +64,7 @@ fn drift_behind_hostd_s_back_is_put_back_and_reported() -> Result<()> {
         "corrected:    network: add lan2 to bond0",
         "corrected:    hostname: set the host name from \"intruder\" to \"cairn\"",
         "drift check:",
+        "DRIFT:        network: remove address 10.77.0.1/24 from vmnet (reported",
     ] {
         ensure!(
             status.lines().any(|line| line.starts_with(expected)),
@@ -77,10 +80,22 @@ fn drift_behind_hostd_s_back_is_put_back_and_reported() -> Result<()> {
         json.contains("\"outcome\":\"corrected\"") && json.contains("\"drift_checked_unix\""),
         "{json}"
     );
-    // Nothing is left to do: a plan of the committed document is empty.
+    let addresses = app.shell("busybox ip addr show dev vmnet")?;
+    ensure!(
+        addresses.contains("10.77.0.1/24"),
+        "the address added by hand was removed: {addresses}"
+    );
+    // What is left to do is the address alone, which the next apply removes.
     let plan =
         app.shell("cairnctl config show > /tmp/now.toml && cairnctl config plan /tmp/now.toml")?;
-    ensure!(plan.contains("No changes"), "{plan}");
+    let steps: Vec<&str> = plan
+        .lines()
+        .filter(|line| line.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    ensure!(
+        steps.len() == 1 && steps[0].contains("remove address 10.77.0.1/24 from vmnet"),
+        "{plan}"
+    );
     app.finish();
     Ok(())
 }

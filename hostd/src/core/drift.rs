@@ -3,8 +3,11 @@
 //! with the committed document — the same observe and plan as an apply — and then either
 //! corrects a difference or reports it, by [`policy`]:
 //!
-//! - the host name and the network are corrected: the document is their only source of
-//!   truth, every action has an undo, and a wrong link or address cuts the admin off;
+//! - the host name and the network the document declares are put back: every action has an
+//!   undo, and a missing link, member or address cuts the admin or a guest off;
+//! - an address or default route beside the document's is only reported: hostd owns every
+//!   permanent address, so the next apply removes it as before, but an admin who added one
+//!   by hand (a host address on a private vSwitch, say) does not lose it seconds later;
 //! - storage is only reported: its actions create and mount filesystems and attach caches.
 //!   A volume found unmounted may have lost a drive, and mounting it degraded or rebuilding
 //!   a cache is a decision the admin makes (by applying the document again or by a storage
@@ -15,6 +18,7 @@
 
 use super::{Core, CoreError};
 use crate::error::{ByText, chain};
+use crate::network::NetAction;
 use crate::plan;
 use crate::store::Filesystem;
 use crate::system::{self, System, SystemAction};
@@ -23,6 +27,11 @@ pub use cairn_api::{DriftOutcome, DriftView};
 
 /// Corrected differences kept for `cairnctl status` after they are gone.
 pub const CORRECTED_KEPT: usize = 10;
+
+/// Why an address or route beside the document's is reported and not removed.
+pub const ADDED_BY_HAND: &str = "it is not in the document, but hostd puts back what the \
+     document declares and does not take away what was added by hand; the next apply \
+     removes it (or add it to the document's management section)";
 
 /// Why storage drift is reported and not corrected, as status shows it.
 pub const STORAGE_REPORTED: &str = "storage is changed only by an apply or a storage job: \
@@ -40,6 +49,9 @@ pub enum Policy {
 /// Pure: what to do about the step that would take the appliance back to the document.
 pub fn policy(action: &SystemAction) -> Policy {
     match action {
+        SystemAction::Network(NetAction::DelAddress { .. } | NetAction::DelDefaultRoute { .. }) => {
+            Policy::Report(ADDED_BY_HAND)
+        }
         SystemAction::Hostname(_) | SystemAction::Network(_) => Policy::Correct,
         SystemAction::Storage(_) => Policy::Report(STORAGE_REPORTED),
     }

@@ -2,7 +2,9 @@
 //! reports, and what status says afterwards.
 
 use super::*;
-use crate::core::drift::{CORRECTED_KEPT, DriftOutcome, Policy, STORAGE_REPORTED, policy};
+use crate::core::drift::{
+    ADDED_BY_HAND, CORRECTED_KEPT, DriftOutcome, Policy, STORAGE_REPORTED, policy,
+};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -122,7 +124,7 @@ metadata_profile = "raid1"
 }
 
 #[test]
-fn the_policy_corrects_host_name_and_network_and_reports_storage() {
+fn the_policy_puts_back_what_the_document_declares_and_reports_the_rest() {
     let hostname = SystemAction::Hostname(crate::hostname::SetHostname {
         from: "a".into(),
         to: "b".into(),
@@ -132,6 +134,23 @@ fn the_policy_corrects_host_name_and_network_and_reports_storage() {
     });
     assert_eq!(policy(&hostname), Policy::Correct);
     assert_eq!(policy(&network), Policy::Correct);
+    let address =
+        crate::state::IpPrefix::try_from("10.99.0.1/24").expect("an address with its prefix");
+    let extra_address = SystemAction::Network(crate::network::NetAction::DelAddress {
+        interface: "priv".into(),
+        address: address.clone(),
+    });
+    assert_eq!(policy(&extra_address), Policy::Report(ADDED_BY_HAND));
+    let missing_address = SystemAction::Network(crate::network::NetAction::AddAddress {
+        interface: "priv".into(),
+        address,
+    });
+    assert_eq!(policy(&missing_address), Policy::Correct);
+    let extra_route = SystemAction::Network(crate::network::NetAction::DelDefaultRoute {
+        gateway: "10.99.0.254".parse().expect("an address"),
+        interface: "priv".into(),
+    });
+    assert_eq!(policy(&extra_route), Policy::Report(ADDED_BY_HAND));
 }
 
 #[test]
