@@ -11,6 +11,8 @@
 //! The volumes are mounted where the executor is told to: the planner's `/volume1`, under a
 //! scratch directory, so that the host's `/` gets no directory of ours.
 
+mod namespace;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -49,20 +51,11 @@ fn in_fresh_mountns(test: &str, body: impl FnOnce()) {
     let _turn = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    let output = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "--"])
-        .arg(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .output()
-        .expect("unshare runs (util-linux; make deps checks it)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "{test} in a fresh mount namespace failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
+    namespace::rerun_inside(
+        test,
+        &["--mount", "--propagation", "private"],
+        INSIDE,
+        "mount",
     );
 }
 

@@ -11,8 +11,9 @@
 //! outcome per kernel: a VLAN-aware bridge where filtering exists, or the executor's typed
 //! refusal naming the action where it does not.
 
+mod namespace;
+
 use std::net::IpAddr;
-use std::process::Command;
 
 use futures::TryStreamExt;
 use hostd::network::{NetAction, NetError, NetExecutor};
@@ -34,22 +35,7 @@ fn in_fresh_netns(test: &str, body: impl FnOnce()) {
         eprintln!("SKIPPED: {test}: needs root for a network namespace (make test runs as root)");
         return;
     }
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    let output = Command::new("unshare")
-        .arg("--net")
-        .arg("--")
-        .arg(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .output()
-        .expect("unshare runs (util-linux; make deps checks it)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "{test} in a fresh network namespace failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    namespace::rerun_inside(test, &["--net"], INSIDE, "network");
 }
 
 /// What the test reads back from the kernel, over a netlink connection of its own (not the
