@@ -138,7 +138,7 @@ fn the_policy_puts_back_what_the_document_declares_and_reports_the_rest() {
         crate::state::IpPrefix::try_from("10.99.0.1/24").expect("an address with its prefix");
     let extra_address = SystemAction::Network(crate::network::NetAction::DelAddress {
         interface: "priv".into(),
-        address: address.clone(),
+        address,
     });
     assert_eq!(policy(&extra_address), Policy::Report(ADDED_BY_HAND));
     let missing_address = SystemAction::Network(crate::network::NetAction::AddAddress {
