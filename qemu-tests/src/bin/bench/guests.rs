@@ -7,8 +7,16 @@
 //!
 //! Both spans are measured inside the appliance with the same loop (`/proc/uptime` before
 //! the command, then `grep` for the marker every 20 ms), so the polling costs both alike.
+//! The loop has its own deadline ([`marker_timeout`], the guests VM test's 90 s): a start
+//! is not cut off by the 60 s console round trip (nested under TCG a start takes 15–30 s
+//! on an idle host and more under load; with `quiet` the guest prints nothing between its
+//! first kernel lines and the marker, so a slow start looks like a silent one), and a start
+//! that really stays silent is reported with the guest's console, the VMM's log and the
+//! appliance's kernel messages instead of a bare console timeout.
 
 use qemu_tests::guest_image::{self, GUEST_INITRAMFS, GUEST_KERNEL};
+use std::time::Duration;
+
 use qemu_tests::{Appliance, Image, Launch, WorkDir, timeouts};
 
 /// The guest's size: one vCPU, and memory the appliance (3 GiB) admits.
@@ -24,6 +32,52 @@ pub struct GuestSample {
     pub hostd_growth_kib: f64,
     /// memory + 250 MiB + 80 MiB × vCPUs, in KiB.
     pub white_paper_kib: f64,
+}
+
+/// How long a start may take to print its marker: the guests VM test's wait.
+fn marker_timeout() -> Duration {
+    timeouts::scaled(Duration::from_secs(90))
+}
+
+/// The shell loop that waits for the marker in `log` (after `s` was set to the start's
+/// uptime): at most [`marker_timeout`], then a `SPAN` line, or `SILENT` when it never came.
+fn wait_marker(log: &str) -> String {
+    let polls = marker_timeout().as_millis() / 20;
+    format!(
+        "n=0; while ! grep -q CAIRN-GUEST-UP {log} 2>/dev/null; do [ $n -ge {polls} ] && break; usleep 20000; n=$((n+1)); done; e=$(cut -d' ' -f1 /proc/uptime); if grep -q CAIRN-GUEST-UP {log} 2>/dev/null; then echo SPAN $s $e; else echo SILENT $s $e; fi"
+    )
+}
+
+/// Runs a start command followed by [`wait_marker`]; a start without a marker is an error
+/// that carries what the guest, its VMM and the appliance's kernel said.
+fn timed_start(
+    app: &mut Appliance,
+    what: &str,
+    start: &str,
+    log: &str,
+    vmm_log: &str,
+) -> Result<f64, String> {
+    let out = app
+        .shell_within(
+            &format!(
+                "s=$(cut -d' ' -f1 /proc/uptime); {start} {}",
+                wait_marker(log)
+            ),
+            marker_timeout() + timeouts::console(),
+        )
+        .map_err(|e| format!("{what}: {e}"))?;
+    if out.lines().any(|line| line.starts_with("SILENT ")) {
+        let context = app
+            .shell(&format!(
+                "tail -n 20 {log} {vmm_log} 2>&1; dmesg | grep -E 'kvm|Oops|BUG' | tail -n 10"
+            ))
+            .unwrap_or_default();
+        return Err(format!(
+            "{what}: no CAIRN-GUEST-UP within {:?}; the guest's console, the VMM's log and the appliance's kvm lines:\n{context}",
+            marker_timeout()
+        ));
+    }
+    span(&out)
 }
 
 fn span(text: &str) -> Result<f64, String> {
@@ -80,11 +134,15 @@ pub fn measure(image: &Image, runs: u32) -> Result<Option<GuestSample>, String> 
         ..GuestSample::default()
     };
     for run in 1..=runs {
-        let mut shell = |command: &str| app.shell(command).map_err(|e| err(&e));
-        let out = shell(
-            "s=$(cut -d' ' -f1 /proc/uptime); cairnctl vm start gb >/dev/null && while ! grep -q CAIRN-GUEST-UP /run/cairn/guests/gb/console.log 2>/dev/null; do usleep 20000; done; e=$(cut -d' ' -f1 /proc/uptime); echo SPAN $s $e",
+        let took = timed_start(
+            &mut app,
+            &format!("guest run {run}/{runs}, vm start"),
+            "cairnctl vm start gb >/dev/null &&",
+            "/run/cairn/guests/gb/console.log",
+            "/run/cairn/guests/gb/vmm.log",
         )?;
-        sample.hostd_start_to_marker_s.push(span(&out)?);
+        sample.hostd_start_to_marker_s.push(took);
+        let mut shell = |command: &str| app.shell(command).map_err(|e| err(&e));
         if run == 1 {
             let view = shell("cairnctl --json vm show gb")?;
             let pid = view
@@ -100,10 +158,20 @@ pub fn measure(image: &Image, runs: u32) -> Result<Option<GuestSample>, String> 
         }
         let mut shell = |command: &str| app.shell(command).map_err(|e| err(&e));
         shell("cairnctl vm stop --force gb >/dev/null")?;
-        let out = shell(&format!(
-            "rm -f /tmp/hand.log; s=$(cut -d' ' -f1 /proc/uptime); /usr/libexec/cairn/cloud-hypervisor --cpus boot={VCPUS} --memory size={MEMORY_MIB}M --kernel {GUEST_KERNEL} --initramfs {GUEST_INITRAMFS} --cmdline '{CMDLINE}' --serial file=/tmp/hand.log --console off --net tap=vm-gb-0,mac=52:54:00:be:0c:01 >/tmp/hand.out 2>&1 & p=$!; while ! grep -q CAIRN-GUEST-UP /tmp/hand.log 2>/dev/null; do usleep 20000; done; e=$(cut -d' ' -f1 /proc/uptime); kill -9 $p; wait $p 2>/dev/null; echo SPAN $s $e"
-        ))?;
-        sample.by_hand_start_to_marker_s.push(span(&out)?);
+        shell("rm -f /tmp/hand.log /tmp/hand.pid")?;
+        let by_hand = timed_start(
+            &mut app,
+            &format!("guest run {run}/{runs}, by hand"),
+            &format!(
+                "/usr/libexec/cairn/cloud-hypervisor --cpus boot={VCPUS} --memory size={MEMORY_MIB}M --kernel {GUEST_KERNEL} --initramfs {GUEST_INITRAMFS} --cmdline '{CMDLINE}' --serial file=/tmp/hand.log --console off --net tap=vm-gb-0,mac=52:54:00:be:0c:01 >/tmp/hand.out 2>&1 & echo $! >/tmp/hand.pid;"
+            ),
+            "/tmp/hand.log",
+            "/tmp/hand.out",
+        );
+        // Stopped whether or not it printed its marker.
+        app.shell("p=$(cat /tmp/hand.pid) && kill -9 $p; wait $p 2>/dev/null; true")
+            .map_err(|e| err(&e))?;
+        sample.by_hand_start_to_marker_s.push(by_hand?);
         eprintln!(
             "guest run {run}/{runs}: vm start → marker {:.2} s, by hand {:.2} s",
             sample.hostd_start_to_marker_s[sample.hostd_start_to_marker_s.len() - 1],
@@ -117,6 +185,14 @@ pub fn measure(image: &Image, runs: u32) -> Result<Option<GuestSample>, String> 
 #[cfg(test)]
 mod tests {
     use super::span;
+
+    #[test]
+    fn the_marker_wait_has_a_deadline_and_says_when_it_passed() {
+        let script = super::wait_marker("/tmp/g.log");
+        assert!(script.contains("] && break; usleep 20000"), "{script}");
+        assert!(script.contains("echo SILENT $s $e"), "{script}");
+        assert!(script.contains("echo SPAN $s $e"), "{script}");
+    }
 
     #[test]
     fn spans() {
