@@ -6,7 +6,8 @@ HOST_TARGET := x86_64-unknown-linux-gnu
 # The appliance's own binaries are static: nothing in the image may come from the build
 # host's libraries. --target keeps the flag away from build scripts and proc macros.
 STATIC_RUSTFLAGS := -C target-feature=+crt-static
-RELEASE_DIR := target/$(HOST_TARGET)/release
+# Cargo puts its output under CARGO_TARGET_DIR when that is set (a second worktree, CI).
+RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/$(HOST_TARGET)/release
 IMAGE_DIR := build/image
 # The same commit gives the same image bytes.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
