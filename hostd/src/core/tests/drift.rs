@@ -1,30 +1,14 @@
 //! The drift check over the double of the appliance: what it corrects, what it only
 //! reports, and what status says afterwards.
 
+use super::storage::drive;
 use super::*;
 use crate::core::drift::{
     ADDED_BY_HAND, CORRECTED_KEPT, DriftOutcome, Policy, STORAGE_REPORTED, policy,
 };
+use crate::storage::signature::Contents;
 
 const NOW: u64 = 1_700_000_000;
-
-/// A blank drive the document's volume names by id.
-fn blank_drive(name: &str, serial: &str) -> crate::storage::observe::Drive {
-    crate::storage::observe::Drive {
-        sys: crate::storage::drives::SysDrive {
-            kernel_name: name.into(),
-            by_id: Some(format!("/dev/disk/by-id/virtio-{serial}")),
-            by_path: None,
-            model: "virtio disk".into(),
-            serial: serial.into(),
-            size_bytes: 1 << 30,
-            rotational: true,
-            partitions: Vec::new(),
-            held: false,
-        },
-        contents: crate::storage::signature::classify(&[0; crate::storage::signature::HEAD_BYTES]),
-    }
-}
 
 fn committed(core: &mut Core<FakeBox, MemoryFs>, text: &str) {
     core.store.commit(&doc(text)).expect("commit");
@@ -93,14 +77,16 @@ hostname = "nas1"
 
 [[storage.volumes]]
 name = "tank"
-drives = ["/dev/disk/by-id/virtio-A", "/dev/disk/by-id/virtio-B"]
+drives = ["/dev/disk/by-id/ata-WDC_A", "/dev/disk/by-id/ata-WDC_B"]
 data_profile = "raid1"
 metadata_profile = "raid1"
 "#,
     );
     fake.lock().hostname = "intruder".into();
-    fake.lock().tools.lock().observed.drives =
-        vec![blank_drive("vdb", "A"), blank_drive("vdc", "B")];
+    fake.lock().tools.lock().observed.drives = vec![
+        drive("vdb", "A", Contents::Blank),
+        drive("vdc", "B", Contents::Blank),
+    ];
     let found = core.check_drift(NOW).expect("check");
     let storage: Vec<_> = found.iter().filter(|v| v.subsystem == "storage").collect();
     assert!(

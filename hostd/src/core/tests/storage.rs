@@ -19,7 +19,7 @@ use crate::storage::{StorageError, StorageObserved};
 
 const GIB: u64 = 1 << 30;
 
-fn drive(kernel_name: &str, id: &str, contents: Contents) -> Drive {
+pub(super) fn drive(kernel_name: &str, id: &str, contents: Contents) -> Drive {
     Drive {
         sys: SysDrive {
             kernel_name: kernel_name.into(),
