@@ -3,7 +3,7 @@
 //! whether a guest runs; the core changes the document; this joins them so that the bus's
 //! `Guests1` only parses, calls and maps.
 
-use super::{CoreError, SharedCore};
+use super::{CoreError, LiveCore, SharedCore};
 use crate::guests::error::GuestError;
 use crate::guests::observe::file_kind;
 use crate::guests::supervisor::Supervisor;
@@ -32,6 +32,20 @@ impl GuestAdmin {
         Self { core, supervisor }
     }
 
+    /// Runs `work` on the core on a blocking thread: it commits to the store and may touch
+    /// the drives and netlink.
+    async fn on_core<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut LiveCore) -> Result<T, CoreError> + Send + 'static,
+    ) -> Result<T, GuestAdminError> {
+        let core = std::sync::Arc::clone(&self.core);
+        Ok(
+            tokio::task::spawn_blocking(move || work(&mut core.blocking_lock()))
+                .await
+                .map_err(GuestAdminError::Unfinished)??,
+        )
+    }
+
     /// Adds a guest (the keys of one `[[guests]]` table) to the committed document as a new
     /// generation, which it returns; refused as a whole, with every wrong field, when the
     /// document would not validate or a file it names is not there.
@@ -57,12 +71,10 @@ impl GuestAdmin {
             }
             .into());
         }
-        let (core, owned) = (std::sync::Arc::clone(&self.core), name.to_string());
-        let generation = tokio::task::spawn_blocking(move || {
-            core.blocking_lock().delete_guest(&owned, remove_disks)
-        })
-        .await
-        .map_err(GuestAdminError::Unfinished)??;
+        let owned = name.to_string();
+        let generation = self
+            .on_core(move |core| core.delete_guest(&owned, remove_disks))
+            .await?;
         self.supervisor.forget(name)?;
         tracing::info!("guest {name} deleted");
         Ok(generation)
